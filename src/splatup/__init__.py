@@ -1,0 +1,64 @@
+"""splatup: fast CPU rendering of 3D Gaussian Splatting scenes with gradient-aware upscaling.
+
+Public API (see DESIGN.md)::
+
+    import splatup as su
+    scene = su.load_scene("scene.ply")                  # INRIA .ply or antimatter15 .splat
+    cam = su.Camera.look_at(eye, target, up, fov_x_deg, width, height)
+    out = su.rasterize(scene, cam, derivatives=True)    # colour, alpha, depth, dC/dx, dC/dy, d2C/dxdy
+    img = su.upscale(out.color, out.dx, out.dy, out.dxy, size=(H, W))
+    img = su.render(scene, cam, scale=2, method="hermite")
+
+Names are imported lazily so that ``import splatup`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Gaussians": "splatup.gaussians",
+    "Camera": "splatup.camera",
+    "load_scene": "splatup.io",
+    "save_ply": "splatup.io",
+    "rasterize": "splatup.render.rasterize",
+    "RasterOutput": "splatup.render.rasterize",
+    "upscale": "splatup.upscale.hermite",
+    "upscale_classic": "splatup.upscale.classic",
+    "render": "splatup.pipeline",
+    "SplatupInputError": "splatup.errors",
+    "SceneFormatError": "splatup.errors",
+}
+
+_SUBMODULES = {"gaussians", "camera", "io", "render", "upscale", "reference", "metrics", "train", "bench", "pipeline",
+               "errors", "cli"}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"splatup.{name}")
+    raise AttributeError(f"module 'splatup' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .camera import Camera  # noqa: F401
+    from .errors import SceneFormatError, SplatupInputError  # noqa: F401
+    from .gaussians import Gaussians  # noqa: F401
+    from .io import load_scene, save_ply  # noqa: F401
+    from .pipeline import render  # noqa: F401
+    from .render.rasterize import RasterOutput, rasterize  # noqa: F401
+    from .upscale.classic import upscale_classic  # noqa: F401
+    from .upscale.hermite import upscale  # noqa: F401

@@ -1,0 +1,1 @@
+"""Rasterizer: projection, tile binning, compositing kernels and the autograd wrapper."""

@@ -1,0 +1,161 @@
+"""EWA projection of 3D Gaussians to screen-space 2D Gaussians, with culling and SH colour.
+
+Vectorised torch over Gaussians (differentiable by autograd; the per-Gaussian work is small next to
+compositing). Conventions follow gsplat "classic" / INRIA 3DGS with pixel centres at +0.5:
+
+- camera point p = R mean + t; culled if p.z <= near_plane or p.z >= far_plane;
+- 2D mean = (fx x / z + cx, fy y / z + cy) in pixels of this camera (pixel i's centre is at i + 0.5);
+- EWA: Sigma2D = J W Sigma3D W^T J^T with the perspective Jacobian J evaluated at x/z, y/z clamped to
+  1.3x the half field of view (as INRIA and gsplat do, so Gaussians far outside the view stay bounded);
+- ``dilation`` px^2 added to the diagonal (0.3 native; 0.3 / s^2 for a 1/s render, see DESIGN.md);
+  mode "antialiased" also multiplies the opacity by sqrt(det Sigma2D / det(Sigma2D + dilation I));
+- conic = (Sigma2D + dilation I)^-1 stored as (a, b, c) = (inv_xx, inv_xy, inv_yy);
+- extents = 3 sqrt(diag(Sigma2D + dilation I)): the half-widths of the axis-aligned box of the 3-sigma
+  ellipse; radii = 3 sqrt(largest eigenvalue) (the scalar INRIA densification uses);
+- culled if the 3-sigma box misses the image or the 2D covariance is not finite and positive definite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..camera import Camera
+from ..errors import SplatupInputError
+from ..gaussians import Gaussians, quat_to_rotmat, sh_colors
+
+RASTERIZE_MODES = ("classic", "antialiased")
+DEFAULT_DILATION = 0.3
+DEFAULT_NEAR = 0.01
+DEFAULT_FAR = 1e10
+SIGMA_EXTENT = 3.0
+FOV_CLAMP = 1.3
+
+
+@dataclass
+class Projected:
+    """Screen-space Gaussians of one camera. Rows of culled Gaussians hold finite placeholders.
+
+    means2d [N, 2] px, conics [N, 3] (a, b, c) px^-2, opacities [N] (antialiasing factor applied),
+    colors [N, 3], depths [N] camera z, extents [N, 2] px, radii [N] px, visible [N] bool.
+    """
+
+    means2d: torch.Tensor
+    conics: torch.Tensor
+    opacities: torch.Tensor
+    colors: torch.Tensor
+    depths: torch.Tensor
+    extents: torch.Tensor
+    radii: torch.Tensor
+    visible: torch.Tensor
+
+
+def check_mode(mode: str, dilation: float) -> None:
+    if mode not in RASTERIZE_MODES:
+        raise SplatupInputError(f"rasterize: mode must be one of {RASTERIZE_MODES}, got {mode!r}")
+    if not isinstance(dilation, (int, float)) or not dilation >= 0 or dilation == float("inf"):
+        raise SplatupInputError(f"rasterize: dilation must be a finite number >= 0 (px^2), got {dilation!r}")
+
+
+def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """[N, 3, 3] world covariances R S S^T R^T from quaternions [N, 4] (w, x, y, z) and scales [N, 3]."""
+    M = quat_to_rotmat(quats) * scales[:, None, :]
+    return M @ M.transpose(1, 2)
+
+
+def project(
+    scene: Gaussians,
+    cam: Camera,
+    dilation: float = DEFAULT_DILATION,
+    mode: str = "classic",
+    near_plane: float = DEFAULT_NEAR,
+    far_plane: float = DEFAULT_FAR,
+    sh_degree: int | None = None,
+) -> Projected:
+    """Project every Gaussian of ``scene`` into ``cam`` (see module docstring). Differentiable.
+
+    Args:
+        scene: N Gaussians (float32 or float64; the result has the same dtype).
+        cam: the camera.
+        dilation: px^2 added to each 2D covariance.
+        mode: "classic" or "antialiased".
+        near_plane, far_plane: camera-z culling bounds (scene units).
+        sh_degree: evaluate SH only up to this degree (None: all).
+    """
+    check_mode(mode, dilation)
+    dt = scene.dtype
+    n = len(scene)
+    R = cam.R.to(dt)
+    t = cam.t.to(dt)
+    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
+    W, H = cam.width, cam.height
+
+    p = scene.means @ R.T + t  # [N, 3]
+    x, y, z = p.unbind(-1)
+    in_depth = (z > near_plane) & (z < far_plane)
+    zs = torch.where(in_depth, z, torch.ones_like(z))  # safe denominators for culled rows
+
+    # perspective Jacobian at the clamped direction (gsplat _persp_proj / INRIA computeCov2D)
+    tan_x, tan_y = 0.5 * W / fx, 0.5 * H / fy
+    lim_x_pos = (W - cx) / fx + 0.3 * tan_x
+    lim_x_neg = cx / fx + 0.3 * tan_x
+    lim_y_pos = (H - cy) / fy + 0.3 * tan_y
+    lim_y_neg = cy / fy + 0.3 * tan_y
+    tx = zs * torch.clamp(x / zs, -lim_x_neg, lim_x_pos)
+    ty = zs * torch.clamp(y / zs, -lim_y_neg, lim_y_pos)
+    zero = torch.zeros_like(zs)
+    J = torch.stack(
+        [fx / zs, zero, -fx * tx / (zs * zs), zero, fy / zs, -fy * ty / (zs * zs)], dim=-1
+    ).reshape(n, 2, 3)
+
+    cov3 = covariance_3d(scene.quats, scene.scales)
+    JW = J @ R
+    cov2 = JW @ cov3 @ JW.transpose(1, 2)  # [N, 2, 2]
+    sxx, sxy, syy = cov2[:, 0, 0], 0.5 * (cov2[:, 0, 1] + cov2[:, 1, 0]), cov2[:, 1, 1]
+    det_raw = sxx * syy - sxy * sxy
+    dxx, dyy = sxx + dilation, syy + dilation
+    det = dxx * dyy - sxy * sxy
+    ok_cov = torch.isfinite(det) & torch.isfinite(dxx) & torch.isfinite(dyy) & (det > 0) & (dxx > 0) & (dyy > 0)
+    ok = in_depth & ok_cov
+    # safe values for rows that will be culled, so no NaN or Inf reaches autograd
+    one = torch.ones_like(det)
+    det_s = torch.where(ok, det, one)
+    dxx_s = torch.where(ok, dxx, one)
+    dyy_s = torch.where(ok, dyy, one)
+    sxy_s = torch.where(ok, sxy, torch.zeros_like(sxy))
+    conics = torch.stack([dyy_s / det_s, -sxy_s / det_s, dxx_s / det_s], dim=-1)
+
+    means2d = torch.stack([fx * x / zs + cx, fy * y / zs + cy], dim=-1)
+    extents = SIGMA_EXTENT * torch.sqrt(torch.stack([dxx_s, dyy_s], dim=-1))
+    mid = 0.5 * (dxx_s + dyy_s)
+    lam = mid + torch.sqrt(torch.clamp_min(mid * mid - det_s, 0.0) + 1e-12)
+    radii = SIGMA_EXTENT * torch.sqrt(lam)
+
+    opac = scene.opacities
+    if mode == "antialiased":
+        det_raw_s = torch.where(ok, det_raw, zero)
+        # clamp away from 0 so the square root keeps a finite gradient for degenerate (flat) Gaussians
+        opac = opac * torch.sqrt(torch.clamp_min(det_raw_s / det_s, 1e-12))
+
+    on_screen = (
+        (means2d[:, 0] + extents[:, 0] > 0)
+        & (means2d[:, 0] - extents[:, 0] < W)
+        & (means2d[:, 1] + extents[:, 1] > 0)
+        & (means2d[:, 1] - extents[:, 1] < H)
+        & torch.isfinite(means2d).all(-1)
+    )
+    visible = ok & on_screen
+    means2d = torch.where(visible[:, None], means2d, torch.zeros_like(means2d))
+
+    colors = sh_colors(scene.sh, scene.means, cam.center.to(dt), degree=sh_degree)
+    return Projected(
+        means2d=means2d,
+        conics=conics,
+        opacities=opac,
+        colors=colors,
+        depths=z,
+        extents=extents,
+        radii=torch.where(visible, radii, torch.zeros_like(radii)),
+        visible=visible,
+    )

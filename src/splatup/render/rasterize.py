@@ -1,0 +1,161 @@
+"""``rasterize()``: scene + camera -> colour, alpha, depth and (optionally) exact image derivatives.
+
+Phases: projection (torch, differentiable), binning and depth sort (numba), compositing (numba, wrapped
+in a ``torch.autograd.Function``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..camera import Camera
+from ..errors import SplatupInputError
+from ..gaussians import Gaussians
+from . import composite as K
+from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
+from .tiles import TILE_SIZE, TileBins, bin_gaussians
+
+
+@dataclass
+class RasterOutput:
+    """What :func:`rasterize` returns. Images are HWC float32.
+
+    color [H, W, 3] (background included); alpha [H, W, 1] = 1 - final transmittance; depth [H, W, 1]
+    expected camera depth of the visible surface (sum w z / alpha, 0 where alpha = 0); dx, dy, dxy
+    [H, W, 3] dC/dx, dC/dy, d2C/dxdy in pixels of this image (+x right, +y down), or None without
+    derivatives. means2d [N, 2] and radii [N] (px) come from the projection (densification uses them);
+    visible [N] bool; n_pairs the number of tile-Gaussian pairs; timings seconds per phase.
+    """
+
+    color: torch.Tensor
+    alpha: torch.Tensor
+    depth: torch.Tensor
+    dx: torch.Tensor | None
+    dy: torch.Tensor | None
+    dxy: torch.Tensor | None
+    means2d: torch.Tensor
+    radii: torch.Tensor
+    visible: torch.Tensor
+    n_pairs: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def parse_background(background: Sequence[float] | torch.Tensor | float | None) -> np.ndarray:
+    """Background colour as float32 [3]; accepts None (black), a scalar or three values."""
+    if background is None:
+        return np.zeros(3, np.float32)
+    arr = np.asarray(
+        background.detach().cpu().numpy() if isinstance(background, torch.Tensor) else background, np.float64
+    )
+    if arr.ndim == 0:
+        arr = np.full(3, float(arr))
+    if arr.shape != (3,) or not np.isfinite(arr).all():
+        raise SplatupInputError(f"rasterize: background must be 3 finite values (RGB), got {background!r}")
+    return arr.astype(np.float32)
+
+
+class _Composite(torch.autograd.Function):
+    """Compositing as an autograd node. Inputs are per-Gaussian float32 tensors; the tile lists ride along."""
+
+    @staticmethod
+    def forward(ctx, means2d, conics, opacities, colors, depths, bins, width, height, bg, derivatives):
+        H, W = height, width
+        arrs = [x.detach().contiguous().numpy() for x in (means2d, conics, opacities, colors, depths)]
+        color = torch.empty(H, W, 3)
+        trans = torch.empty(H, W)
+        depth = torch.empty(H, W)
+        if derivatives:
+            dx = torch.empty(H, W, 3)
+            dy = torch.empty(H, W, 3)
+            dxy = torch.empty(H, W, 3)
+            tder = torch.empty(H, W, 3)
+            K.composite_forward_derivatives(
+                *arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
+                color.numpy(), trans.numpy(), depth.numpy(), dx.numpy(), dy.numpy(), dxy.numpy(), tder.numpy(),
+            )
+        else:
+            dx = dy = dxy = torch.empty(0)
+            K.composite_forward(*arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
+                                color.numpy(), trans.numpy(), depth.numpy())
+        ctx.mark_non_differentiable(depth)
+        return color, trans, depth, dx, dy, dxy
+
+    @staticmethod
+    def backward(ctx, *grads):  # pragma: no cover - replaced when the backward kernels land
+        raise NotImplementedError("the compositing backward pass is not implemented yet")
+
+
+def _check_scene(scene: Gaussians) -> None:
+    if not isinstance(scene, Gaussians):
+        raise SplatupInputError(f"rasterize: scene must be a splatup.Gaussians, got {type(scene).__name__}")
+    scene.validate("rasterize: scene")
+
+
+def rasterize(
+    scene: Gaussians,
+    cam: Camera,
+    derivatives: bool = False,
+    background: Sequence[float] | torch.Tensor | float | None = (0.0, 0.0, 0.0),
+    dilation: float = DEFAULT_DILATION,
+    mode: str = "classic",
+    near_plane: float = DEFAULT_NEAR,
+    far_plane: float = DEFAULT_FAR,
+    sh_degree: int | None = None,
+) -> RasterOutput:
+    """Render ``scene`` from ``cam``.
+
+    Args:
+        scene: the Gaussians (float32; float64 scenes are converted).
+        cam: camera (size, pose, intrinsics).
+        derivatives: also return dC/dx, dC/dy and d2C/dxdy.
+        background: RGB added as T_final * bg (and bg * T_x, ... to the derivatives).
+        dilation: px^2 of this camera added to each 2D covariance: 0.3 for a native render,
+            0.3 / s^2 for the 1/s render that is upscaled by s (see DESIGN.md).
+        mode: "classic" or "antialiased" (opacity x sqrt(det S / det(S + dilation I)), as gsplat).
+        near_plane, far_plane: depth culling bounds in scene units.
+        sh_degree: evaluate SH up to this degree only (None: the scene's degree).
+    """
+    if not isinstance(cam, Camera):
+        raise SplatupInputError(f"rasterize: cam must be a splatup.Camera, got {type(cam).__name__}")
+    _check_scene(scene)
+    bg = parse_background(background)
+    if scene.dtype != torch.float32:
+        scene = scene.to(torch.float32)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    proj: Projected = project(scene, cam, dilation=dilation, mode=mode, near_plane=near_plane,
+                              far_plane=far_plane, sh_degree=sh_degree)
+    t1 = time.perf_counter()
+    bins: TileBins = bin_gaussians(
+        proj.means2d.detach().numpy(), proj.extents.detach().numpy(), proj.depths.detach().numpy(),
+        proj.visible.numpy(), cam.width, cam.height, TILE_SIZE,
+    )
+    t2 = time.perf_counter()
+    color, trans, depth_acc, dx, dy, dxy = _Composite.apply(
+        proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,
+        cam.width, cam.height, bg, bool(derivatives),
+    )
+    t3 = time.perf_counter()
+    alpha = (1.0 - trans)[..., None]
+    with torch.no_grad():
+        a = alpha.detach()
+        depth = torch.where(a > 0, depth_acc[..., None] / a.clamp_min(1e-12), torch.zeros_like(a))
+    timings.update(project=t1 - t0, bin_sort=t2 - t1, composite=t3 - t2, total=t3 - t0)
+    return RasterOutput(
+        color=color,
+        alpha=alpha,
+        depth=depth,
+        dx=dx if derivatives else None,
+        dy=dy if derivatives else None,
+        dxy=dxy if derivatives else None,
+        means2d=proj.means2d,
+        radii=proj.radii,
+        visible=proj.visible,
+        n_pairs=bins.n_pairs,
+        timings=timings,
+    )
