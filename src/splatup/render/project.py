@@ -58,6 +58,17 @@ def check_mode(mode: str, dilation: float) -> None:
         raise SplatupInputError(f"rasterize: dilation must be a finite number >= 0 (px^2), got {dilation!r}")
 
 
+def _rotation_entries(quats: torch.Tensor) -> list[list[torch.Tensor]]:
+    """Entries R[i][j] ([N] tensors) of the rotation of quaternions [N, 4] (w, x, y, z), normalised first."""
+    q = quats / torch.linalg.vector_norm(quats, dim=-1, keepdim=True)
+    w, x, y, z = q.unbind(-1)
+    return [
+        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
+    ]
+
+
 def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """[N, 3, 3] world covariances R S S^T R^T from quaternions [N, 4] (w, x, y, z) and scales [N, 3]."""
     M = quat_to_rotmat(quats) * scales[:, None, :]
@@ -85,7 +96,6 @@ def project(
     """
     check_mode(mode, dilation)
     dt = scene.dtype
-    n = len(scene)
     R = cam.R.to(dt)
     t = cam.t.to(dt)
     fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
@@ -104,15 +114,22 @@ def project(
     lim_y_neg = cy / fy + 0.3 * tan_y
     tx = zs * torch.clamp(x / zs, -lim_x_neg, lim_x_pos)
     ty = zs * torch.clamp(y / zs, -lim_y_neg, lim_y_pos)
+    # Sigma2D = A A^T with A = J W R_g S (2x3 per Gaussian), written out elementwise: batched 3x3 matmuls
+    # are slow in torch on CPU, while these [N] elementwise ops vectorise well.
+    Wc = cam.R.tolist()
+    iz = 1.0 / zs
+    jx, jxz = fx * iz, -fx * tx * iz * iz
+    jy, jyz = fy * iz, -fy * ty * iz * iz
+    t0 = [jx * Wc[0][k] + jxz * Wc[2][k] for k in range(3)]  # row 0 of J W
+    t1 = [jy * Wc[1][k] + jyz * Wc[2][k] for k in range(3)]  # row 1 of J W
+    Rg = _rotation_entries(scene.quats)
+    sc = scene.scales.unbind(-1)
+    a0 = [(t0[0] * Rg[0][k] + t0[1] * Rg[1][k] + t0[2] * Rg[2][k]) * sc[k] for k in range(3)]
+    a1 = [(t1[0] * Rg[0][k] + t1[1] * Rg[1][k] + t1[2] * Rg[2][k]) * sc[k] for k in range(3)]
+    sxx = a0[0] * a0[0] + a0[1] * a0[1] + a0[2] * a0[2]
+    sxy = a0[0] * a1[0] + a0[1] * a1[1] + a0[2] * a1[2]
+    syy = a1[0] * a1[0] + a1[1] * a1[1] + a1[2] * a1[2]
     zero = torch.zeros_like(zs)
-    J = torch.stack(
-        [fx / zs, zero, -fx * tx / (zs * zs), zero, fy / zs, -fy * ty / (zs * zs)], dim=-1
-    ).reshape(n, 2, 3)
-
-    cov3 = covariance_3d(scene.quats, scene.scales)
-    JW = J @ R
-    cov2 = JW @ cov3 @ JW.transpose(1, 2)  # [N, 2, 2]
-    sxx, sxy, syy = cov2[:, 0, 0], 0.5 * (cov2[:, 0, 1] + cov2[:, 1, 0]), cov2[:, 1, 1]
     det_raw = sxx * syy - sxy * sxy
     dxx, dyy = sxx + dilation, syy + dilation
     det = dxx * dyy - sxy * sxy

@@ -17,6 +17,7 @@ from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 from . import composite as K
+from . import composite_backward as KB
 from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
 from .tiles import TILE_SIZE, TileBins, bin_gaussians
 
@@ -59,13 +60,31 @@ def parse_background(background: Sequence[float] | torch.Tensor | float | None) 
     return arr.astype(np.float32)
 
 
+def _f32(x: torch.Tensor) -> np.ndarray:
+    """Detached, contiguous float32 numpy view (a copy only when the dtype or layout differ)."""
+    return x.detach().to(torch.float32).contiguous().numpy()
+
+
 class _Composite(torch.autograd.Function):
-    """Compositing as an autograd node. Inputs are per-Gaussian float32 tensors; the tile lists ride along."""
+    """Compositing as an autograd node. Inputs are per-Gaussian float32 tensors; the tile lists ride along.
+
+    forward(means2d [N, 2], conics [N, 3], opacities [N], colors [N, 3], depths [N], bins, width, height,
+    bg (float32 [3] numpy), derivatives) -> color [H, W, 3], trans [H, W], depth-sum [H, W] (not
+    differentiable), dx, dy, dxy [H, W, 3] (empty without derivatives).
+
+    backward: the numba kernels of :mod:`.composite_backward` replay the forward per tile row and sweep
+    back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
+    own rows, race-free); a parallel gather over a per-Gaussian index of the entries sums them into the
+    per-Gaussian gradients. Upstream gradients of colour, transmittance and (with derivatives) dx, dy, dxy
+    are used; the depth sum is not differentiable.
+    """
 
     @staticmethod
     def forward(ctx, means2d, conics, opacities, colors, depths, bins, width, height, bg, derivatives):
         H, W = height, width
-        arrs = [x.detach().contiguous().numpy() for x in (means2d, conics, opacities, colors, depths)]
+        if bins.tile_size != K.LANES:
+            raise SplatupInputError(f"rasterize: tile size must be {K.LANES}, got {bins.tile_size}")
+        arrs = [_f32(x) for x in (means2d, conics, opacities, colors, depths)]
         color = torch.empty(H, W, 3)
         trans = torch.empty(H, W)
         depth = torch.empty(H, W)
@@ -83,11 +102,47 @@ class _Composite(torch.autograd.Function):
             K.composite_forward(*arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
                                 color.numpy(), trans.numpy(), depth.numpy())
         ctx.mark_non_differentiable(depth)
+        ctx.save_for_backward(means2d, conics, opacities, colors)
+        ctx.bins = bins
+        ctx.size = (W, H)
+        ctx.bg = bg
+        ctx.derivatives = derivatives
         return color, trans, depth, dx, dy, dxy
 
     @staticmethod
-    def backward(ctx, *grads):  # pragma: no cover - replaced when the backward kernels land
-        raise NotImplementedError("the compositing backward pass is not implemented yet")
+    def backward(ctx, g_color, g_trans, g_depth, g_dx, g_dy, g_dxy):
+        means2d, conics, opacities, colors = ctx.saved_tensors
+        bins = ctx.bins
+        W, H = ctx.size
+        arrs = [_f32(x) for x in (means2d, conics, opacities, colors)]  # the very values the forward used
+        M = bins.n_pairs
+        rows = torch.empty(M, KB.NGRAD)
+        replay_trans = torch.empty(H, W)
+
+        def up(g, shape):  # upstream gradient as a contiguous float32 array (zeros when absent)
+            return torch.zeros(shape).numpy() if g is None or g.numel() == 0 else _f32(g)
+
+        gc = up(g_color, (H, W, 3))
+        gt = up(g_trans, (H, W))
+        if ctx.derivatives:
+            KB.composite_backward_derivatives(
+                *arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
+                up(g_dx, (H, W, 3)), up(g_dy, (H, W, 3)), up(g_dxy, (H, W, 3)), rows.numpy(), replay_trans.numpy(),
+            )
+        else:
+            KB.composite_backward(*arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
+                                  rows.numpy(), replay_trans.numpy())
+        n = means2d.shape[0]
+        g_means, g_conics, g_opac, g_colors = torch.empty(n, 2), torch.empty(n, 3), torch.empty(n), torch.empty(n, 3)
+        starts, perm = KB.entries_by_gaussian(bins.gids, n)
+        KB.sum_rows_by_gaussian(starts, perm, rows.numpy(), g_means.numpy(), g_conics.numpy(), g_opac.numpy(),
+                                g_colors.numpy())
+        need = ctx.needs_input_grad
+        g_means = g_means.to(means2d.dtype) if need[0] else None
+        g_conics = g_conics.to(conics.dtype) if need[1] else None
+        g_opac = g_opac.to(opacities.dtype) if need[2] else None
+        g_colors = g_colors.to(colors.dtype) if need[3] else None
+        return g_means, g_conics, g_opac, g_colors, None, None, None, None, None, None
 
 
 def _check_scene(scene: Gaussians) -> None:

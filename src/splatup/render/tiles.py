@@ -7,8 +7,9 @@ A visible Gaussian with 2D mean m and 3-sigma half-extents e is listed in every 
 
 and likewise in y. It is composited at exactly the pixels of those tiles (the reference twin applies the
 same rule per pixel). Within a tile the list is sorted front to back by camera depth, ties broken by the
-Gaussian's index. Depths are sorted once; a stable counting sort by tile then keeps that order, so the
-whole step is O(N log N + M) for N Gaussians and M tile-Gaussian pairs.
+Gaussian's index. Depths are sorted once (LSD radix sort of the float32 bit patterns, which order like the
+values for positive depths); a stable counting sort by tile then keeps that order, so the whole step is
+O(N + M) for N Gaussians and M tile-Gaussian pairs.
 """
 
 from __future__ import annotations
@@ -41,56 +42,92 @@ class TileBins:
         return int(self.gids.shape[0])
 
 
-@njit(inline="always")
-def _rect(mx, my, ex, ey, tile, ntx, nty):
-    x0 = max(0, int(np.floor((mx - ex) / tile)))
-    x1 = min(ntx - 1, int(np.floor((mx + ex) / tile)))
-    y0 = max(0, int(np.floor((my - ey) / tile)))
-    y1 = min(nty - 1, int(np.floor((my + ey) / tile)))
-    return x0, x1, y0, y1
+@njit(cache=True)
+def _radix_argsort_positive(keys_f32, idx):
+    """Stable argsort of idx by keys_f32[idx] (all keys > 0): 4-pass LSD radix sort on the uint32 bits."""
+    bits = keys_f32.view(np.uint32)
+    n = idx.shape[0]
+    src = idx.copy()
+    dst = np.empty_like(src)
+    kbuf = np.empty(n, np.uint32)
+    for i in range(n):
+        kbuf[i] = bits[src[i]]
+    kdst = np.empty_like(kbuf)
+    count = np.empty(257, np.int64)
+    for shift in range(0, 32, 8):
+        count[:] = 0
+        for i in range(n):
+            count[((kbuf[i] >> shift) & 255) + 1] += 1
+        for b in range(256):
+            count[b + 1] += count[b]
+        for i in range(n):
+            d = (kbuf[i] >> shift) & 255
+            pos = count[d]
+            dst[pos] = src[i]
+            kdst[pos] = kbuf[i]
+            count[d] = pos + 1
+        src, dst = dst, src
+        kbuf, kdst = kdst, kbuf
+    return src
 
 
 @njit(parallel=True, cache=True)
-def _count(order, means2d, extents, tile, ntx, nty, band_rows, counts):
+def _rects(order, means2d, extents, tile, ntx, nty, rect):
+    """rect[k] = (x0, x1, y0, y1) tile range of Gaussian order[k] (empty when x0 > x1 or y0 > y1)."""
+    for k in prange(order.shape[0]):
+        g = order[k]
+        mx = means2d[g, 0]
+        my = means2d[g, 1]
+        ex = extents[g, 0]
+        ey = extents[g, 1]
+        rect[k, 0] = max(0, int(np.floor((mx - ex) / tile)))
+        rect[k, 1] = min(ntx - 1, int(np.floor((mx + ex) / tile)))
+        rect[k, 2] = max(0, int(np.floor((my - ey) / tile)))
+        rect[k, 3] = min(nty - 1, int(np.floor((my + ey) / tile)))
+
+
+@njit(parallel=True, cache=True)
+def _count(rect, ntx, nty, band_rows, counts):
     """counts[t] = number of Gaussians listed in tile t. Parallel over bands of tile rows."""
     n_bands = (nty + band_rows - 1) // band_rows
     for b in prange(n_bands):
         r0 = b * band_rows
         r1 = min(nty, r0 + band_rows) - 1
-        for k in range(order.shape[0]):
-            g = order[k]
-            x0, x1, y0, y1 = _rect(means2d[g, 0], means2d[g, 1], extents[g, 0], extents[g, 1], tile, ntx, nty)
-            y0 = max(y0, r0)
-            y1 = min(y1, r1)
+        for k in range(rect.shape[0]):
+            y0 = max(rect[k, 2], r0)
+            y1 = min(rect[k, 3], r1)
             for ty in range(y0, y1 + 1):
-                for tx in range(x0, x1 + 1):
+                for tx in range(rect[k, 0], rect[k, 1] + 1):
                     counts[ty * ntx + tx] += 1
 
 
 @njit(parallel=True, cache=True)
-def _fill(order, means2d, extents, tile, ntx, nty, band_rows, offsets, gids):
-    """Write Gaussian ids into each tile's segment in depth order (stable counting sort)."""
+def _fill(order, rect, ntx, nty, band_rows, offsets, gids):
+    """Write Gaussian ids into each tile's segment in depth order (stable counting sort by tile)."""
     n_bands = (nty + band_rows - 1) // band_rows
     for b in prange(n_bands):
         r0 = b * band_rows
         r1 = min(nty, r0 + band_rows) - 1
         cursor = offsets[r0 * ntx : (r1 + 1) * ntx].copy()
-        for k in range(order.shape[0]):
-            g = order[k]
-            x0, x1, y0, y1 = _rect(means2d[g, 0], means2d[g, 1], extents[g, 0], extents[g, 1], tile, ntx, nty)
-            y0 = max(y0, r0)
-            y1 = min(y1, r1)
+        for k in range(rect.shape[0]):
+            y0 = max(rect[k, 2], r0)
+            y1 = min(rect[k, 3], r1)
             for ty in range(y0, y1 + 1):
-                for tx in range(x0, x1 + 1):
+                for tx in range(rect[k, 0], rect[k, 1] + 1):
                     c = (ty - r0) * ntx + tx
-                    gids[cursor[c]] = g
+                    gids[cursor[c]] = order[k]
                     cursor[c] += 1
 
 
 def depth_order(depths: np.ndarray, visible: np.ndarray) -> np.ndarray:
-    """Indices of the visible Gaussians sorted front to back (stable: ties keep index order). int32."""
+    """Indices of the visible Gaussians sorted front to back (stable: ties keep index order). int32.
+
+    Visible Gaussians have depth > near plane > 0, so their float32 bit patterns sort like their values."""
     idx = np.flatnonzero(visible).astype(np.int32)
-    return idx[np.argsort(depths[idx], kind="stable")]
+    d = np.ascontiguousarray(depths, dtype=np.float32)
+    if idx.size and not (d[idx] > 0).all():
+        return idx[np.argsort(d[idx], kind="stable")]  # not reached with a positive near plane
+    return _radix_argsort_positive(d, idx)
 
 
 def bin_gaussians(
@@ -106,12 +143,14 @@ def bin_gaussians(
     ntx = (width + tile_size - 1) // tile_size
     nty = (height + tile_size - 1) // tile_size
     order = depth_order(depths, visible)
+    rect = np.empty((order.shape[0], 4), np.int32)
+    _rects(order, means2d, extents, float(tile_size), ntx, nty, rect)
     n_threads = numba.get_num_threads()
     band_rows = max(1, -(-nty // (4 * n_threads)))
     counts = np.zeros(ntx * nty, np.int64)
-    _count(order, means2d, extents, float(tile_size), ntx, nty, band_rows, counts)
+    _count(rect, ntx, nty, band_rows, counts)
     offsets = np.zeros(ntx * nty + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
     gids = np.empty(int(offsets[-1]), np.int32)
-    _fill(order, means2d, extents, float(tile_size), ntx, nty, band_rows, offsets, gids)
+    _fill(order, rect, ntx, nty, band_rows, offsets, gids)
     return TileBins(offsets=offsets, gids=gids, tiles_x=ntx, tiles_y=nty, tile_size=tile_size)

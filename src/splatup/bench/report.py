@@ -1,0 +1,88 @@
+"""Reports of comparisons and benchmarks: Markdown tables, JSON, and PNG plots of quality against time per frame."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..io._atomic import atomic_write
+
+METRIC_LABELS = {"psnr": "PSNR (dB) ↑", "ssim": "SSIM ↑", "lpips": "LPIPS ↓"}
+
+
+def _fmt(v: float, digits: int) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    return f"{v:.{digits}f}"
+
+
+def markdown_table(summary: dict[str, dict[str, float]]) -> str:
+    """Markdown table: method, PSNR, SSIM, LPIPS, ms/frame, speed-up over native."""
+    lines = ["| method | PSNR (dB) | SSIM | LPIPS | ms / frame | speed-up vs native |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m, r in summary.items():
+        lines.append(f"| {m} | {_fmt(r.get('psnr'), 2)} | {_fmt(r.get('ssim'), 4)} | {_fmt(r.get('lpips'), 4)} | "
+                     f"{r['time_s'] * 1e3:.1f} | {r['speedup']:.2f}x |")
+    return "\n".join(lines)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
+
+
+def write_json(path: Path, obj: object) -> None:
+    def clean(o):
+        if isinstance(o, float) and not math.isfinite(o):
+            return None if math.isnan(o) else ("inf" if o > 0 else "-inf")
+        if isinstance(o, dict):
+            return {k: clean(v) for k, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [clean(v) for v in o]
+        return o
+
+    write_text(path, json.dumps(clean(obj), indent=1))
+
+
+def quality_time_plot(rows: Sequence[dict], path: Path, title: str) -> None:
+    """Scatter of each metric against time per frame for one scene: one marker per (method, factor), native as a
+    vertical line. ``rows``: dicts with method, factor, time_s and metric values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [m for m in ("psnr", "ssim", "lpips") if any(not math.isnan(r.get(m, math.nan)) for r in rows
+                                                          if r["method"] != "native")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.6 * len(metrics), 4.0), squeeze=False)
+    methods = sorted({r["method"] for r in rows if r["method"] != "native"}, key=lambda m: (m != "hermite", m))
+    markers = dict(zip(sorted({r["factor"] for r in rows}), "os^Dvp*"))
+    cmap = plt.get_cmap("tab10")
+    native = [r for r in rows if r["method"] == "native"]
+    for ax, metric in zip(axes[0], metrics):
+        for i, m in enumerate(methods):
+            pts = sorted((r for r in rows if r["method"] == m), key=lambda r: r["factor"])
+            xs = [1e3 * r["time_s"] for r in pts]
+            ys = [r[metric] for r in pts]
+            ax.plot(xs, ys, "-", color=cmap(i), alpha=0.5, lw=1)
+            for r, x, y in zip(pts, xs, ys):
+                ax.plot(x, y, markers[r["factor"]], color=cmap(i), ms=6,
+                        label=m if r is pts[0] else None)
+        if native:
+            ax.axvline(1e3 * native[0]["time_s"], color="k", ls="--", lw=1, label="native (time)")
+        ax.set_xscale("log")
+        ax.set_xlabel("time per frame (ms, log)")
+        ax.set_ylabel(METRIC_LABELS[metric])
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fac = ", ".join(f"{mk} x{f:g}" for f, mk in markers.items())
+    fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False)
+    fig.suptitle(f"{title}  (markers: {fac})", fontsize=10)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    with atomic_write(path) as f:
+        fig.savefig(f, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,193 @@
+"""Image files: read as float32 [H, W, 3] in [0, 1] (alpha composited), area downsampling, atomic PNG/JPEG writes.
+
+Images are sRGB values as 3DGS trains on them; nothing is linearised.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import SceneFormatError, SplatupInputError
+from ._atomic import atomic_write, check_destination
+
+WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.exists():
+        raise SplatupInputError(f"{path}: image file not found")
+    if path.is_dir():
+        raise SplatupInputError(f"{path}: is a directory, expected an image file")
+    try:
+        return Image.open(path)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise SceneFormatError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) of an image file, read from its header without decoding the pixels."""
+    path = Path(path)
+    with _open(path) as im:
+        return int(im.width), int(im.height)
+
+
+def _check_background(background: Sequence[float] | None) -> np.ndarray:
+    if background is None:
+        return np.zeros(3, dtype=np.float32)
+    msg = f"read_image: background must be 3 numbers (r, g, b) in [0, 1], got {background!r}"
+    try:
+        bg = np.asarray(background, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise SplatupInputError(msg) from e
+    if bg.shape != (3,) or not np.isfinite(bg).all() or (bg < 0).any() or (bg > 1).any():
+        raise SplatupInputError(msg)
+    return bg
+
+
+def _decode(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pixels as float32 RGB [H, W, 3] in [0, 1] and alpha [H, W, 1] (None if the image has none)."""
+    with _open(path) as im:
+        try:
+            mode = im.mode
+            if mode.startswith("I;16") or mode in ("I", "F"):  # 16-bit / float greyscale
+                arr = np.asarray(im, dtype=np.float32)
+                if mode != "F":
+                    arr = arr / 65535.0
+                rgb = np.repeat(arr[..., None], 3, axis=2)
+                return np.ascontiguousarray(rgb, dtype=np.float32), None
+            has_alpha = "A" in mode or "transparency" in im.info  # RGBA, LA, PA, or a tRNS palette / colour key
+            conv = im.convert("RGBA" if has_alpha else "RGB")
+            arr = np.asarray(conv, dtype=np.float32) / np.float32(255.0)
+        except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt data found while decoding
+            raise SceneFormatError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if has_alpha:
+        return arr[..., :3], arr[..., 3:4]
+    return arr, None
+
+
+def _area_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    """Box-average ``x`` along ``axis`` to ``n_out`` samples: output i is the mean of the input over the
+    continuous interval [i r, (i + 1) r), r = n_in / n_out, with fractional weights at the ends (cv2 INTER_AREA).
+    Exact via the running integral S(t) = sum of x over [0, t), which is linear between integers."""
+    n_in = x.shape[axis]
+    if n_out == n_in:
+        return x
+    x = np.moveaxis(x, axis, 0).astype(np.float64)
+    S = np.concatenate([np.zeros((1,) + x.shape[1:]), np.cumsum(x, axis=0)], axis=0)  # [n_in + 1, ...]
+    t = np.arange(n_out + 1, dtype=np.float64) * (n_in / n_out)
+    t[-1] = n_in
+    lo = np.minimum(np.floor(t).astype(np.int64), n_in)
+    frac = (t - lo).reshape((-1,) + (1,) * (x.ndim - 1))
+    hi = np.minimum(lo + 1, n_in)
+    S_t = S[lo] + frac * (S[hi] - S[lo])
+    out = (S_t[1:] - S_t[:-1]) / (n_in / n_out)
+    return np.moveaxis(out, 0, axis)
+
+
+def area_downsample(img: torch.Tensor | np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """Shrink an [H, W, C] image to ``size = (h, w)`` (h <= H, w <= W) by area averaging (box filter).
+
+    Output pixel (i, j) is the mean of the input over the rectangle [j W/w, (j+1) W/w) x [i H/h, (i+1) H/h),
+    with fractional weights where the rectangle cuts a pixel, as ``cv2.resize(..., INTER_AREA)``. For an
+    integer factor this is the plain block mean. This matches :meth:`Camera.resized` geometry exactly.
+
+    Returns:
+        float32 torch tensor [h, w, C].
+    """
+    arr = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    if arr.ndim != 3:
+        raise SplatupInputError(f"area_downsample: expected an [H, W, C] image, got shape {tuple(arr.shape)}")
+    try:
+        h, w = (int(v) for v in size)
+    except (TypeError, ValueError) as e:
+        raise SplatupInputError(f"area_downsample: size must be (height, width), got {size!r}") from e
+    H, W = arr.shape[:2]
+    if not (1 <= h <= H and 1 <= w <= W):
+        raise SplatupInputError(
+            f"area_downsample: size (h, w) = ({h}, {w}) must be between (1, 1) and the image size ({H}, {W}); "
+            "use splatup.upscale_classic to enlarge"
+        )
+    out = _area_axis(_area_axis(arr, h, 0), w, 1)
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32))
+
+
+def read_image(
+    path: str | os.PathLike,
+    background: Sequence[float] | None = None,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Read an image file as float32 [H, W, 3] in [0, 1].
+
+    Args:
+        path: PNG, JPEG or anything Pillow reads. 8-bit values map to v / 255, 16-bit greyscale to v / 65535.
+        background: (r, g, b) in [0, 1] to composite RGBA (or paletted-with-transparency) images over:
+            ``rgb * a + bg * (1 - a)``. With ``None`` an image with alpha is composited over **black**
+            (``rgb * a``). Images without alpha are returned as they are.
+        size: optional (height, width) to shrink to by area averaging (:func:`area_downsample`), applied after
+            compositing. Usually ``camera.size`` of a camera made with ``Camera.scaled`` / ``resized``.
+
+    Raises:
+        SplatupInputError: the file is missing or a directory, or an argument is wrong.
+        SceneFormatError: the file is not an image Pillow can decode (truncated, corrupt, unknown format).
+    """
+    path = Path(path)
+    bg = _check_background(background)
+    rgb, alpha = _decode(path)
+    if alpha is not None:
+        rgb = rgb * alpha + bg * (np.float32(1.0) - alpha)
+    if size is not None:
+        return area_downsample(rgb, size)
+    return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))
+
+
+def to_uint8(img: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
+    """[H, W, 3] (or [H, W] / [H, W, 1]) float image -> uint8 [H, W, 3] / [H, W]: clamp to [0, 1], round(255 v)."""
+    arr = img.detach().to("cpu", torch.float64).numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise SplatupInputError(f"{what}: expected an [H, W, 3] (or [H, W]) image, got shape {tuple(arr.shape)}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise SplatupInputError(f"{what}: expected float values in [0, 1], got dtype {arr.dtype}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        idx = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise SplatupInputError(f"{what}: has NaN or Inf values ({int(bad.sum())}), first at index {idx}")
+    return np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def write_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray, quality: int = 95) -> Path:
+    """Write a float image [H, W, 3] (or greyscale [H, W] / [H, W, 1]) in [0, 1] as PNG or JPEG (by extension).
+
+    Values are clamped to [0, 1] and rounded to 8 bit (round(255 v)). The file is written to a temporary file
+    in the same folder and then moved into place: ``path`` is never left half-written.
+
+    Args:
+        quality: JPEG quality (1..95+); ignored for PNG.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in WRITE_FORMATS:
+        raise SplatupInputError(
+            f"write_image: unsupported extension {path.suffix!r} for {path}; supported: {sorted(WRITE_FORMATS)}"
+        )
+    check_destination(path, "write_image")
+    u8 = to_uint8(img, what=f"write_image({path})")
+    fmt = WRITE_FORMATS[ext]
+    kwargs = {"quality": int(quality)} if fmt == "JPEG" else {}
+    pil = Image.fromarray(u8)
+    with atomic_write(path) as f:
+        pil.save(f, format=fmt, **kwargs)
+    return path
+
+
+__all__ = ["read_image", "write_image", "area_downsample", "image_size", "to_uint8", "WRITE_FORMATS"]
