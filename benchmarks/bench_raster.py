@@ -13,9 +13,12 @@ usage: python benchmarks/bench_raster.py [--repeats 9] [--out benchmarks/results
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba load their OpenMP runtime
+
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys

@@ -18,16 +18,18 @@ usage: python benchmarks/bench_upscale.py [--size 1920x1080] [--factors 1.5,2,3,
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba load their OpenMP runtime
+
 import argparse
 import json
 import math
-import os
 import platform
 import time
 from pathlib import Path
 
 import numba
-import numpy as np
 import torch
 
 import splatup as su

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+
+# numba's and torch's OpenMP threads must not spin-wait for each other (2 cores): set before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
 
 import pytest

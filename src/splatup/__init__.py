@@ -15,7 +15,13 @@ Names are imported lazily so that ``import splatup`` stays cheap.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
+
+# numba's and torch's OpenMP thread pools share the cores; with the default active wait each pool's idle threads
+# spin and starve the other (measured: a training step 5 s instead of 0.4 s on 2 busy cores). Passive waiting only
+# takes effect if set before the OpenMP runtime loads, i.e. when splatup is imported before torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

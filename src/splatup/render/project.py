@@ -51,7 +51,14 @@ class Projected:
     visible: torch.Tensor
 
 
-def check_mode(mode: str, dilation: float) -> None:
+def check_mode(mode: str, dilation: float, near_plane: float = DEFAULT_NEAR, far_plane: float = DEFAULT_FAR) -> None:
+    """Raise naming the argument if the rasterization mode, dilation or depth range is unusable."""
+    if not (isinstance(near_plane, (int, float)) and 0 < near_plane < float("inf")):
+        raise SplatupInputError(f"rasterize: near_plane must be a finite number > 0, got {near_plane!r}")
+    if not (isinstance(far_plane, (int, float)) and far_plane > near_plane):
+        raise SplatupInputError(
+            f"rasterize: far_plane must be greater than near_plane ({near_plane}), got {far_plane!r}"
+        )
     if mode not in RASTERIZE_MODES:
         raise SplatupInputError(f"rasterize: mode must be one of {RASTERIZE_MODES}, got {mode!r}")
     if not isinstance(dilation, (int, float)) or not dilation >= 0 or dilation == float("inf"):
@@ -94,7 +101,7 @@ def project(
         near_plane, far_plane: camera-z culling bounds (scene units).
         sh_degree: evaluate SH only up to this degree (None: all).
     """
-    check_mode(mode, dilation)
+    check_mode(mode, dilation, near_plane, far_plane)
     dt = scene.dtype
     R = cam.R.to(dt)
     t = cam.t.to(dt)
@@ -129,10 +136,12 @@ def project(
     sxx = a0[0] * a0[0] + a0[1] * a0[1] + a0[2] * a0[2]
     sxy = a0[0] * a1[0] + a0[1] * a1[1] + a0[2] * a1[2]
     syy = a1[0] * a1[0] + a1[1] * a1[1] + a1[2] * a1[2]
-    zero = torch.zeros_like(zs)
-    det_raw = sxx * syy - sxy * sxy
-    dxx, dyy = sxx + dilation, syy + dilation
-    det = dxx * dyy - sxy * sxy
+    # 2x2 determinant, inverse and eigenvalue in float64: in float32 the determinant overflows for 2D sigmas above
+    # ~4e9 px, finite positive definite covariances that must render (as a near-uniform veil), not be culled
+    sxx64, sxy64, syy64 = sxx.double(), sxy.double(), syy.double()
+    det_raw = sxx64 * syy64 - sxy64 * sxy64
+    dxx, dyy = sxx64 + dilation, syy64 + dilation
+    det = dxx * dyy - sxy64 * sxy64
     ok_cov = torch.isfinite(det) & torch.isfinite(dxx) & torch.isfinite(dyy) & (det > 0) & (dxx > 0) & (dyy > 0)
     ok = in_depth & ok_cov
     # safe values for rows that will be culled, so no NaN or Inf reaches autograd
@@ -140,20 +149,20 @@ def project(
     det_s = torch.where(ok, det, one)
     dxx_s = torch.where(ok, dxx, one)
     dyy_s = torch.where(ok, dyy, one)
-    sxy_s = torch.where(ok, sxy, torch.zeros_like(sxy))
-    conics = torch.stack([dyy_s / det_s, -sxy_s / det_s, dxx_s / det_s], dim=-1)
+    sxy_s = torch.where(ok, sxy64, torch.zeros_like(sxy64))
+    conics = torch.stack([dyy_s / det_s, -sxy_s / det_s, dxx_s / det_s], dim=-1).to(dt)
 
     means2d = torch.stack([fx * x / zs + cx, fy * y / zs + cy], dim=-1)
-    extents = SIGMA_EXTENT * torch.sqrt(torch.stack([dxx_s, dyy_s], dim=-1))
+    extents = SIGMA_EXTENT * torch.sqrt(torch.stack([dxx_s, dyy_s], dim=-1)).to(dt)
     mid = 0.5 * (dxx_s + dyy_s)
     lam = mid + torch.sqrt(torch.clamp_min(mid * mid - det_s, 0.0) + 1e-12)
-    radii = SIGMA_EXTENT * torch.sqrt(lam)
+    radii = (SIGMA_EXTENT * torch.sqrt(lam)).to(dt)
 
     opac = scene.opacities
     if mode == "antialiased":
-        det_raw_s = torch.where(ok, det_raw, zero)
+        det_raw_s = torch.where(ok, det_raw, torch.zeros_like(det_raw))
         # clamp away from 0 so the square root keeps a finite gradient for degenerate (flat) Gaussians
-        opac = opac * torch.sqrt(torch.clamp_min(det_raw_s / det_s, 1e-12))
+        opac = opac * torch.sqrt(torch.clamp_min(det_raw_s / det_s, 1e-12)).to(dt)
 
     on_screen = (
         (means2d[:, 0] + extents[:, 0] > 0)

@@ -10,6 +10,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 import torch
 
@@ -50,9 +51,12 @@ def parse_background(background: Sequence[float] | torch.Tensor | float | None) 
     """Background colour as float32 [3]; accepts None (black), a scalar or three values."""
     if background is None:
         return np.zeros(3, np.float32)
-    arr = np.asarray(
-        background.detach().cpu().numpy() if isinstance(background, torch.Tensor) else background, np.float64
-    )
+    try:
+        arr = np.asarray(
+            background.detach().cpu().numpy() if isinstance(background, torch.Tensor) else background, np.float64
+        )
+    except (TypeError, ValueError) as e:
+        raise SplatupInputError(f"rasterize: background must be 3 finite values (RGB), got {background!r}") from e
     if arr.ndim == 0:
         arr = np.full(3, float(arr))
     if arr.shape != (3,) or not np.isfinite(arr).all():
@@ -74,9 +78,9 @@ class _Composite(torch.autograd.Function):
 
     backward: the numba kernels of :mod:`.composite_backward` replay the forward per tile row and sweep
     back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
-    own rows, race-free); a parallel gather over a per-Gaussian index of the entries sums them into the
-    per-Gaussian gradients. Upstream gradients of colour, transmittance and (with derivatives) dx, dy, dxy
-    are used; the depth sum is not differentiable.
+    own rows, race-free); a parallel pass over ranges of Gaussian ids sums them per Gaussian. Upstream
+    gradients of colour, transmittance and (with derivatives) dx, dy, dxy are used; the depth sum is not
+    differentiable.
     """
 
     @staticmethod
@@ -134,9 +138,8 @@ class _Composite(torch.autograd.Function):
                                   rows.numpy(), replay_trans.numpy())
         n = means2d.shape[0]
         g_means, g_conics, g_opac, g_colors = torch.empty(n, 2), torch.empty(n, 3), torch.empty(n), torch.empty(n, 3)
-        starts, perm = KB.entries_by_gaussian(bins.gids, n)
-        KB.sum_rows_by_gaussian(starts, perm, rows.numpy(), g_means.numpy(), g_conics.numpy(), g_opac.numpy(),
-                                g_colors.numpy())
+        KB.sum_rows_by_gaussian(bins.gids, rows.numpy(), 2 * numba.get_num_threads(), g_means.numpy(),
+                                g_conics.numpy(), g_opac.numpy(), g_colors.numpy())
         need = ctx.needs_input_grad
         g_means = g_means.to(means2d.dtype) if need[0] else None
         g_conics = g_conics.to(conics.dtype) if need[1] else None

@@ -1,0 +1,431 @@
+"""Backward pass of compositing (render/composite_backward.py and rasterize._Composite).
+
+Oracles: the float64 plain-torch reference twins (splatup.reference.composite / .project) differentiated by
+autograd, and central finite differences of the reference in float64. The float32 kernels and the float64
+reference can disagree on a discrete decision (skip, clamp, stop) only where its margin is within rounding;
+such pixels are found by perturbing every opacity by a relative +-1e-4 in the reference (decisions whose
+margin is that small flip), their count is bounded, and the loss ignores them (weights 0) so that the
+comparison everywhere else is strict.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import replace
+
+import numba
+import numpy as np
+import pytest
+import torch
+
+import splatup as su
+from scenes import front_camera, random_scene
+from splatup import reference as ref
+from splatup.reference.composite import CLAMPED, SMOOTH, STOPPED
+from splatup.render import composite as K
+from splatup.render import composite_backward as KB
+from splatup.render.project import Projected, project
+from splatup.render.rasterize import _Composite
+from splatup.render.tiles import bin_gaussians
+
+BG = (0.3, 0.6, 0.9)
+PLANES = ("color", "alpha", "dx", "dy", "dxy")
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def _projected(n: int, width: int, height: int, seed: int) -> Projected:
+    """float32 screen-space Gaussians of a random scene: opacities up to 0.999 and 1 in 8 set to 1.0, so
+    that alpha is clamped at 0.99 around those centres."""
+    cam = front_camera(width, height)
+    scene = random_scene(n, cam, seed=seed, opacity=(0.05, 0.999))
+    with torch.no_grad():
+        proj = project(scene, cam)
+    opac = proj.opacities.clone()
+    opac[::8] = 1.0
+    return replace(proj, opacities=opac)
+
+
+def _bins(proj: Projected, width: int, height: int):
+    return bin_gaussians(proj.means2d.detach().numpy(), proj.extents.detach().numpy(), proj.depths.detach().numpy(),
+                         proj.visible.numpy(), width, height)
+
+
+def _leaves(proj: Projected, dtype: torch.dtype) -> list[torch.Tensor]:
+    return [x.detach().to(dtype).clone().requires_grad_(True)
+            for x in (proj.means2d, proj.conics, proj.opacities, proj.colors)]
+
+
+def _fast(leaves, proj, bins, width, height, derivatives) -> dict[str, torch.Tensor]:
+    bg = np.asarray(BG, np.float32)
+    color, trans, _, dx, dy, dxy = _Composite.apply(*leaves, proj.depths.detach(), bins, width, height, bg,
+                                                    derivatives)
+    return {"color": color, "alpha": (1.0 - trans)[..., None], "dx": dx, "dy": dy, "dxy": dxy}
+
+
+def _reference(leaves, proj, width, height, derivatives) -> dict[str, torch.Tensor]:
+    p = ref.projected_to(proj, torch.float64)
+    p = replace(p, means2d=leaves[0], conics=leaves[1], opacities=leaves[2], colors=leaves[3])
+    return ref.composite(p, width, height, background=BG, derivatives=derivatives)
+
+
+def _pixel_centres(width: int, height: int) -> torch.Tensor:
+    jj, ii = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    return torch.stack([ii, jj], -1).reshape(-1, 2).double() + 0.5
+
+
+def _borderline(proj: Projected, width: int, height: int, delta: float = 1e-4) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixels [H, W] bool where some skip / clamp / stop decision flips when every opacity is scaled by
+    (1 +- delta) in float64, and the unperturbed decision trace [H * W, L] of the reference."""
+    p64 = ref.projected_to(proj, torch.float64)
+    pts = _pixel_centres(width, height)
+    traces = [
+        ref.composite(replace(p64, opacities=p64.opacities * f), width, height, derivatives=False, points=pts)["trace"]
+        for f in (1.0 - delta, 1.0, 1.0 + delta)
+    ]
+    flips = ((traces[0] != traces[1]) | (traces[2] != traces[1])).any(1)
+    return flips.reshape(height, width), traces[1]
+
+
+def _loss(out: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], planes) -> torch.Tensor:
+    return sum((out[k].to(torch.float64) * weights[k]).sum() for k in planes)
+
+
+def _assert_close(got: torch.Tensor, want: torch.Tensor, name: str, atol_rel: float, rtol: float) -> None:
+    """|got - want| <= atol_rel * max|want| + rtol |want| elementwise (want None: no path, so zero)."""
+    want = torch.zeros_like(got) if want is None else want
+    got, want = got.detach().double(), want.detach().double()
+    assert torch.isfinite(got).all(), f"{name}: non-finite gradient"
+    err = (got - want).abs()
+    tol = atol_rel * want.abs().max() + rtol * want.abs()
+    bad = err > tol
+    assert not bad.any(), (
+        f"{name}: {int(bad.sum())} of {bad.numel()} entries off; worst |err| {float(err.max()):.3g} "
+        f"at {np.unravel_index(int(err.argmax()), err.shape)} (max |ref| {float(want.abs().max()):.3g})"
+    )
+
+
+@contextmanager
+def _one_numba_thread():
+    """Hundreds of tiny kernel calls: one thread avoids paying a thread wake-up per call on a busy machine."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------------------------- vs autograd
+@pytest.mark.parametrize("derivatives", [True, False], ids=["derivatives", "plain"])
+@pytest.mark.parametrize("seed,width,height,n", [(0, 44, 38, 300), (1, 32, 32, 300)])
+def test_gradients_match_float64_reference_autograd(derivatives, seed, width, height, n):
+    proj = _projected(n, width, height, seed)
+    bins = _bins(proj, width, height)
+    flips, trace = _borderline(proj, width, height)
+    # the scene exercises what it should: clamped entries, early termination, partial tiles, a background
+    assert (trace == CLAMPED).any(), "no clamped entry in the test scene"
+    stopped_px = (trace == STOPPED).any(1)
+    assert stopped_px.sum() >= 20, f"only {int(stopped_px.sum())} pixels terminate early"
+    # bound, not hide, the pixels whose decisions are within rounding of a threshold
+    assert flips.float().mean() <= 0.03, f"{int(flips.sum())} borderline pixels"
+
+    g = torch.Generator().manual_seed(100 + seed)
+    weights = {k: torch.randn(height, width, 1 if k == "alpha" else 3, generator=g, dtype=torch.float64)
+               for k in PLANES}
+    for w in weights.values():
+        w[flips] = 0.0
+    planes = PLANES if derivatives else PLANES[:2]
+
+    leaves32 = _leaves(proj, torch.float32)
+    out = _fast(leaves32, proj, bins, width, height, derivatives)
+    _loss(out, weights, planes).backward()
+    leaves64 = _leaves(proj, torch.float64)
+    want = _reference(leaves64, proj, width, height, derivatives)
+    _loss(want, weights, planes).backward()
+
+    keep = ~flips
+    for k in planes:  # forward agrees off the borderline pixels (holds the oracle to the same function)
+        assert (out[k].double() - want[k].detach())[keep].abs().max() < 2e-5, k
+    for name, a, b in zip(("means2d", "conics", "opacities", "colors"), leaves32, leaves64, strict=True):
+        assert b.grad.abs().max() > 0, name
+        _assert_close(a.grad, b.grad, name, atol_rel=3e-5, rtol=1e-4)
+
+
+def test_only_derivative_planes_and_transmittance_reach_the_gradient():
+    """Each upstream plane alone (dx only, dxy only, alpha only) gives the reference's gradient: no plane's
+    contribution is lost or mixed into another's."""
+    width, height = 36, 30
+    proj = _projected(150, width, height, seed=7)
+    bins = _bins(proj, width, height)
+    flips, _ = _borderline(proj, width, height)
+    g = torch.Generator().manual_seed(3)
+    for plane in ("alpha", "dx", "dy", "dxy"):
+        w = torch.randn(height, width, 1 if plane == "alpha" else 3, generator=g, dtype=torch.float64)
+        w[flips] = 0.0
+        leaves32, leaves64 = _leaves(proj, torch.float32), _leaves(proj, torch.float64)
+        _loss(_fast(leaves32, proj, bins, width, height, True), {plane: w}, [plane]).backward()
+        _loss(_reference(leaves64, proj, width, height, True), {plane: w}, [plane]).backward()
+        for name, a, b in zip(("means2d", "conics", "opacities", "colors"), leaves32, leaves64, strict=True):
+            _assert_close(a.grad, b.grad, f"{plane}->{name}", atol_rel=3e-5, rtol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- replay = forward
+def _per_entry_weights_forward(proj, bins, width, height, derivatives) -> np.ndarray:
+    """[4, H, W, N] the forward kernel's own w, w_x, w_y, w_xy of every (pixel, Gaussian), isolated by giving
+    one Gaussian per colour channel the colour 1 and all others 0 (black background): exact, no mixing."""
+    m2, con, op = (x.detach().contiguous().numpy() for x in (proj.means2d, proj.conics, proj.opacities))
+    depth = proj.depths.detach().numpy()
+    n = m2.shape[0]
+    out = np.zeros((4, height, width, n), np.float32)
+    bg = np.zeros(3, np.float32)
+    for i0 in range(0, n, 3):
+        col = np.zeros((n, 3), np.float32)
+        ids = list(range(i0, min(n, i0 + 3)))
+        for ch, i in enumerate(ids):
+            col[i, ch] = 1.0
+        planes = [np.zeros((height, width, 3), np.float32) for _ in range(5)]
+        tr, dp = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
+        if derivatives:
+            K.composite_forward_derivatives(m2, con, op, col, depth, bins.offsets, bins.gids, width, height,
+                                            bins.tiles_x, bg, planes[0], tr, dp, *planes[1:])
+        else:
+            K.composite_forward(m2, con, op, col, depth, bins.offsets, bins.gids, width, height, bins.tiles_x, bg,
+                                planes[0], tr, dp)
+        for ch, i in enumerate(ids):
+            for k in range(4 if derivatives else 1):
+                out[k, :, :, i] = planes[k][:, :, ch]
+    return out
+
+
+def _per_entry_weights_backward(proj, bins, width, height, derivatives) -> np.ndarray:
+    """[4, H, W, N] the backward replay's w, w_x, w_y, w_xy: the colour-gradient row of an entry, under an
+    upstream gradient that is 1 at one pixel of each tile (and 0 elsewhere), is exactly its weight there."""
+    m2, con, op, col = (x.detach().contiguous().numpy()
+                        for x in (proj.means2d, proj.conics, proj.opacities, proj.colors))
+    n = m2.shape[0]
+    out = np.zeros((4, height, width, n), np.float32)
+    bg = np.asarray(BG, np.float32)
+    rows = np.empty((bins.n_pairs, KB.NGRAD), np.float32)
+    rt = np.empty((height, width), np.float32)
+    tile = np.repeat(np.arange(len(bins.offsets) - 1), np.diff(bins.offsets))
+    gt = np.zeros((height, width), np.float32)
+    # pass 0: (w, w_x, w_y) on the colour-gradient channels (r, g, b); pass 1: w_xy on r
+    for npass in range(2 if derivatives else 1):
+        for ly in range(16):
+            for lx in range(16):
+                g = [np.zeros((height, width, 3), np.float32) for _ in range(4)]
+                if npass == 0:
+                    g[0][ly::16, lx::16, 0] = 1.0
+                    g[1][ly::16, lx::16, 1] = 1.0
+                    g[2][ly::16, lx::16, 2] = 1.0
+                else:
+                    g[3][ly::16, lx::16, 0] = 1.0
+                if derivatives:
+                    KB.composite_backward_derivatives(m2, con, op, col, bins.offsets, bins.gids, width, height,
+                                                      bins.tiles_x, bg, g[0], gt, g[1], g[2], g[3], rows, rt)
+                else:
+                    KB.composite_backward(m2, con, op, col, bins.offsets, bins.gids, width, height, bins.tiles_x,
+                                          bg, g[0], gt, rows, rt)
+                py = tile // bins.tiles_x * 16 + ly
+                px = tile % bins.tiles_x * 16 + lx
+                ok = (py < height) & (px < width)
+                if npass == 0:
+                    for k in range(3 if derivatives else 1):
+                        out[k, py[ok], px[ok], bins.gids[ok]] = rows[ok, 6 + k]
+                else:
+                    out[3, py[ok], px[ok], bins.gids[ok]] = rows[ok, 6]
+    return out
+
+
+def _used_by_reference(proj, bins, width, height) -> torch.Tensor:
+    """[H, W, N] bool: entries the float64 reference composites (smooth or clamped) at each pixel."""
+    r = ref.composite(ref.projected_to(proj, torch.float64), width, height, derivatives=False,
+                      points=_pixel_centres(width, height))
+    used = torch.zeros(height * width, proj.means2d.shape[0], dtype=torch.bool)
+    for p in range(height * width):
+        t = int(r["tile"][p])
+        gl = torch.from_numpy(bins.gids[bins.offsets[t]:bins.offsets[t + 1]]).long()
+        code = r["trace"][p, : gl.numel()]
+        used[p, gl] = (code == SMOOTH) | (code == CLAMPED)
+    return used.reshape(height, width, -1)
+
+
+def _threshold_scene(width: int, height: int, seed: int) -> Projected:
+    """Adversarial scene: opacities chosen so that at one pixel per Gaussian o exp(power) lands on 1/255
+    (1 in 2 Gaussians) or 0.99 (1 in 4), to within float32 rounding: those decisions are coin flips, so
+    any difference between the forward's and the replay's arithmetic would show as a mismatch."""
+    proj = _projected(160, width, height, seed)
+    m = proj.means2d.double()
+    a, b, c = proj.conics.double().unbind(-1)
+    g = torch.Generator().manual_seed(seed)
+    px = torch.clamp(torch.floor(m[:, 0] + torch.randint(-2, 3, m[:, :1].shape, generator=g)[:, 0]), 0, width - 1)
+    py = torch.clamp(torch.floor(m[:, 1] + torch.randint(-2, 3, m[:, :1].shape, generator=g)[:, 0]), 0, height - 1)
+    dx, dy = px + 0.5 - m[:, 0], py + 0.5 - m[:, 1]
+    e = torch.exp(-0.5 * (a * dx * dx + 2 * b * dx * dy + c * dy * dy))
+    target = torch.full_like(e, 1.0 / 255.0)
+    target[1::4] = 0.99
+    target[3::4] = float("nan")  # keep these
+    o = torch.where(torch.isnan(target), proj.opacities.double(), torch.clamp(target / e, max=1.0))
+    return replace(proj, opacities=o.float())
+
+
+@pytest.mark.parametrize("derivatives", [True, False], ids=["derivatives", "plain"])
+@pytest.mark.parametrize("scene", ["random", "thresholds"])
+def test_replay_reproduces_the_forward_exactly(derivatives, scene):
+    """The backward's replay makes the forward's decisions and computes its alpha T bit for bit."""
+    width, height = 40, 36
+    proj = _projected(160, width, height, seed=11) if scene == "random" else _threshold_scene(width, height, 12)
+    bins = _bins(proj, width, height)
+    with _one_numba_thread():
+        wf = _per_entry_weights_forward(proj, bins, width, height, derivatives)
+        wb = _per_entry_weights_backward(proj, bins, width, height, derivatives)
+    used_f, used_b = wf[0] != 0, wb[0] != 0
+    assert used_f.sum() > 1000
+    if scene == "thresholds":  # the scene really is adversarial: float64 decides some entries differently
+        assert _used_by_reference(proj, bins, width, height).ne(torch.from_numpy(used_f)).sum() >= 5
+    assert (used_f == used_b).all(), f"{int((used_f != used_b).sum())} (pixel, Gaussian) decisions differ"
+    assert (wf[0] == wb[0]).all(), "alpha T differs between forward and replay"
+    if derivatives:  # w_x, w_y, w_xy: same decisions (clamp included), values to rounding
+        for k in (1, 2, 3):
+            assert ((wf[k] != 0) == (wb[k] != 0)).all()
+            assert np.abs(wf[k] - wb[k]).max() <= 1e-6 * max(1.0, np.abs(wf[k]).max())
+
+
+def test_replayed_transmittance_matches_forward():
+    """On a denser scene (list lengths in the hundreds) the replay's final T equals the forward's to rounding
+    (a flipped decision would move it by at least alpha T >= 4e-7 and typically far more)."""
+    width, height = 96, 80
+    cam = front_camera(width, height)
+    with torch.no_grad():
+        proj = project(random_scene(4000, cam, seed=5, opacity=(0.05, 0.999)), cam)
+    bins = _bins(proj, width, height)
+    arrs = [x.contiguous().numpy() for x in (proj.means2d, proj.conics, proj.opacities, proj.colors)]
+    bg = np.asarray(BG, np.float32)
+    z3 = np.zeros((height, width, 3), np.float32)
+    z1 = np.zeros((height, width), np.float32)
+    rows = np.empty((bins.n_pairs, KB.NGRAD), np.float32)
+    for derivatives in (False, True):
+        c, dx, dy, dxy, td = (np.empty((height, width, 3), np.float32) for _ in range(5))
+        tr, dp, rt = (np.empty((height, width), np.float32) for _ in range(3))
+        if derivatives:
+            K.composite_forward_derivatives(*arrs, proj.depths.numpy(), bins.offsets, bins.gids, width, height,
+                                            bins.tiles_x, bg, c, tr, dp, dx, dy, dxy, td)
+            KB.composite_backward_derivatives(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1,
+                                              z3, z3, z3, rows, rt)
+        else:
+            K.composite_forward(*arrs, proj.depths.numpy(), bins.offsets, bins.gids, width, height, bins.tiles_x, bg,
+                                c, tr, dp)
+            KB.composite_backward(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1, rows, rt)
+        assert tr.min() < 1e-3  # saturated pixels exist
+        assert np.abs(tr - rt).max() < 1e-6
+        assert (rows == 0).all()  # zero upstream gradient, zero gradient rows (every row written)
+
+
+# ----------------------------------------------------------------------------------------------- end to end
+def _scene_for_fd(cam) -> su.Gaussians:
+    return random_scene(6, cam, seed=21, sh_degree=1, sigma_px=(1.5, 4.0), opacity=(0.3, 0.95), margin_px=-3.0,
+                        dtype=torch.float64)
+
+
+def _ref_loss(scene64, cam, weights, derivatives):
+    """Reference loss in float64 and a signature of every discrete event (visibility, tiles, decisions)."""
+    proj = ref.project(scene64, cam)
+    pts = _pixel_centres(cam.width, cam.height)
+    out = ref.composite(proj, cam.width, cam.height, background=BG, derivatives=derivatives, points=pts)
+    sig = (proj.visible.clone(), ref.tile_ranges(proj, cam.width, cam.height), out["trace"])
+    shape = (cam.height, cam.width)
+    out = {k: v.reshape(shape + v.shape[1:]) for k, v in out.items() if k in PLANES}
+    planes = PLANES if derivatives else PLANES[:2]
+    return float(_loss(out, weights, planes)), sig
+
+
+@pytest.mark.parametrize("derivatives", [True, False], ids=["derivatives", "plain"])
+def test_end_to_end_gradients_match_reference_finite_differences(derivatives):
+    """d loss / d (means, quats, log_scales, opacity_logits, sh) through su.rasterize (float32 projection +
+    kernels) against float64 central differences of the reference twins, along a random direction in each
+    Gaussian's block of each parameter tensor (30 directions: a wrong component cannot hide in a sum over
+    the whole scene)."""
+    cam = front_camera(22, 18)
+    scene64 = _scene_for_fd(cam)
+    g = torch.Generator().manual_seed(5)
+    weights = {k: torch.randn(cam.height, cam.width, 1 if k == "alpha" else 3, generator=g, dtype=torch.float64)
+               for k in PLANES}
+    planes = PLANES if derivatives else PLANES[:2]
+
+    params = {k: v.to(torch.float32).requires_grad_(True) for k, v in scene64.tensors().items()}
+    out = su.rasterize(su.Gaussians(**params), cam, derivatives=derivatives, background=BG)
+    outs = {"color": out.color, "alpha": out.alpha, "dx": out.dx, "dy": out.dy, "dxy": out.dxy}
+    loss32 = _loss(outs, weights, planes)
+    loss32.backward()
+
+    base_loss, base_sig = _ref_loss(scene64, cam, weights, derivatives)
+    assert abs(base_loss - float(loss32.detach())) < 1e-4 * max(1.0, abs(base_loss))
+    base = scene64.tensors()
+    h = 1e-6
+    for name, t in base.items():
+        for i in range(t.shape[0]):
+            v = torch.zeros_like(t)
+            v[i] = torch.randn(t[i].shape, generator=g, dtype=torch.float64)
+            v /= v.norm()
+            vals = []
+            for sgn in (1.0, -1.0):
+                pert = dict(base, **{name: t + sgn * h * v})
+                loss, sig = _ref_loss(su.Gaussians(**pert), cam, weights, derivatives)
+                for s0, s1 in zip(base_sig, sig, strict=True):
+                    assert torch.equal(s0, s1), f"{name}[{i}]: a discrete event was crossed; choose another scene"
+                vals.append(loss)
+            fd = (vals[0] - vals[1]) / (2 * h)
+            got = float((params[name].grad.double() * v).sum())
+            scale = float(params[name].grad.double()[i].norm())
+            assert abs(got - fd) <= 3e-5 * max(scale, 1e-3) + 3e-4 * abs(fd), (
+                f"d loss / d {name}[{i}] along a random direction: analytic {got:.6g}, finite difference {fd:.6g}"
+            )
+
+
+# ----------------------------------------------------------------------------------------------- degenerate
+def test_no_nan_gradients_for_degenerate_gaussians():
+    """Zero-scale and flat Gaussians, Gaussians straddling the camera plane or at the camera centre, one exactly
+    on a pixel centre, opacity 1 (clamped) and opacity 0: every gradient is finite."""
+    cam = front_camera(32, 24)
+    scene = random_scene(40, cam, seed=9, opacity=(0.2, 0.999), dtype=torch.float64)
+    t = scene.tensors()
+    t["log_scales"][0:4] = -1e3  # exp -> 0: zero-scale Gaussians (only the dilation remains), on screen:
+    t["means"][0:4, :2] = t["means"][0:4, 2:] * torch.tensor([[-0.2, 0.1], [0.0, 0.0], [0.1, -0.05], [0.3, 0.2]])
+    t["log_scales"][4, 0] = -1e3  # flat
+    t["means"][5:8, 2] = torch.tensor([0.0, -0.2, 0.05])  # on / behind / just in front of the camera plane
+    t["log_scales"][5:8] = 0.5  # large: these straddle the plane
+    t["means"][8] = torch.tensor([0.0, 0.0, 0.0])  # at the camera centre
+    t["means"][9, :2] = t["means"][9, 2] * torch.tensor([(16.5 - cam.cx) / cam.fx, (12.5 - cam.cy) / cam.fy])
+    t["opacity_logits"][10] = 30.0  # opacity 1: clamped
+    t["opacity_logits"][11] = -200.0  # opacity 0 in float32
+    params = {k: v.to(torch.float32).requires_grad_(True) for k, v in t.items()}
+    with torch.no_grad():
+        vis = project(su.Gaussians(**params), cam).visible
+    assert vis[[0, 1, 2, 3, 4, 7, 9, 10, 11]].all() and not vis[[5, 6, 8]].any()  # the cases are really on screen
+    for derivatives in (True, False):
+        for p in params.values():
+            p.grad = None
+        out = su.rasterize(su.Gaussians(**params), cam, derivatives=derivatives, background=BG)
+        loss = out.color.sum() + out.alpha.sum()
+        if derivatives:
+            loss = loss + out.dx.sum() + out.dy.square().sum() + out.dxy.sum()
+        loss.backward()
+        for name, p in params.items():
+            assert p.grad is not None and torch.isfinite(p.grad).all(), f"{name}: non-finite gradient"
+
+
+@pytest.mark.parametrize("derivatives", [True, False], ids=["derivatives", "plain"])
+def test_nothing_visible_gives_zero_gradients(derivatives):
+    """All Gaussians behind the camera, and an empty scene: backward runs and every gradient is 0."""
+    cam = front_camera(20, 16)
+    scene = random_scene(10, cam, seed=2)
+    t = scene.tensors()
+    t["means"] = t["means"] * torch.tensor([1.0, 1.0, -1.0])
+    for tensors in (t, su.Gaussians.empty(sh_degree=0).tensors()):
+        params = {k: v.clone().requires_grad_(True) for k, v in tensors.items()}
+        out = su.rasterize(su.Gaussians(**params), cam, derivatives=derivatives, background=BG)
+        assert torch.allclose(out.color, torch.tensor(BG).expand_as(out.color))
+        loss = out.color.sum() + out.alpha.sum() + (out.dx.sum() + out.dxy.sum() if derivatives else 0.0)
+        loss.backward()
+        for name, p in params.items():
+            assert p.grad is not None and (p.grad == 0).all(), name

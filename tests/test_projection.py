@@ -1,0 +1,294 @@
+"""Fast projection (render/project.py) against the independent reference twin (reference/project.py).
+
+Per Gaussian: means2d, conics, opacities (classic and antialiased), colours (SH 0..3), depths, extents, radii
+and the visible flag. Float64 fast vs float64 reference must agree to round-off (same maths, different
+formulation); the float32 fast path (what rasterize uses) vs the float64 reference to float32 round-off.
+Also: degenerate and hostile Gaussians (behind / straddling the camera, zero and huge scales, unnormalised
+quaternions) give finite values and are culled where they must be.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import splatup as su
+from real_views import garden, load, orbit_camera
+from scenes import front_camera, random_scene
+from splatup import reference as ref
+from splatup.render.project import Projected, project
+
+FIELDS = ("means2d", "conics", "opacities", "colors", "depths", "extents", "radii")
+
+
+def _f64(p: Projected) -> Projected:
+    return ref.projected_to(p, torch.float64)
+
+
+def _sym(c: torch.Tensor) -> torch.Tensor:
+    return torch.stack([c[:, 0], c[:, 1], c[:, 1], c[:, 2]], dim=-1).reshape(-1, 2, 2)
+
+
+def conic_error(conic: torch.Tensor, oracle: torch.Tensor) -> torch.Tensor:
+    """[N] max over d with d^T Q d = 1 of |d^T (Q' - Q) d|: the relative error of the exponent the conic puts
+    into alpha, which is what rendering sees (entrywise errors mislead for thin, ill-conditioned Gaussians)."""
+    L = torch.linalg.cholesky(torch.linalg.inv(_sym(oracle)))  # S = L L^T
+    M = L.transpose(1, 2) @ _sym(conic - oracle) @ L
+    return torch.linalg.matrix_norm(M, ord=2)
+
+
+def condition(conic: torch.Tensor) -> torch.Tensor:
+    """[N] condition number of the 2D covariance (= of the conic): float32 cancellation in det() scales with it."""
+    ev = torch.linalg.eigvalsh(_sym(conic))
+    return ev[:, 1] / ev[:, 0]
+
+
+def field_errors(fast: Projected, oracle: Projected) -> dict[str, float]:
+    """Worst error per field over the Gaussians visible in both, each measured on its natural scale:
+    means2d in px relative to 1 + the smaller extent; conics by :func:`conic_error` over the condition
+    number; opacities, colours
+    absolute; depths, extents, radii relative."""
+    f, r = _f64(fast), oracle
+    v = f.visible & r.visible
+    errs = {
+        "means2d": (f.means2d - r.means2d).abs().amax(-1) / (1 + r.extents.amin(-1)),
+        "conics": conic_error(f.conics, r.conics) / condition(r.conics),
+        "opacities": (f.opacities - r.opacities).abs(),
+        "colors": (f.colors - r.colors).abs().amax(-1),
+        "depths": (f.depths - r.depths).abs() / r.depths.abs(),
+        "extents": ((f.extents - r.extents).abs() / r.extents).amax(-1),
+        "radii": (f.radii - r.radii).abs() / r.radii,
+    }
+    return {k: float(e[v].max()) if v.any() else 0.0 for k, e in errs.items()}
+
+
+# float64 fast vs float64 reference: only round-off (radii: the fast path adds 1e-12 px^4 under its sqrt).
+TOL64 = dict(means2d=1e-11, conics=1e-12, opacities=1e-12, colors=1e-12, depths=1e-13, extents=1e-12, radii=1e-6)
+# float32 fast vs float64 reference (worst seen over these tests: means2d 9e-6, conics 7e-7, opacities 1.5e-5,
+# colours 4e-7, depths 1.4e-7, extents 9e-7, radii 2.3e-4). Antialiased opacities and radii lose digits to the
+# cancellation in det(S) and in mid - sqrt(mid^2 - det) for thin or round Gaussians.
+TOL32 = dict(means2d=5e-5, conics=5e-6, opacities=1e-4, colors=5e-6, depths=1e-6, extents=5e-6, radii=2e-3)
+
+
+def check_against_reference(scene: su.Gaussians, cam: su.Camera, label: str, min_visible: int = 1, **kw) -> None:
+    oracle = ref.project(scene.to(torch.float64), cam, **kw)
+    n_vis = int(oracle.visible.sum())
+    assert n_vis >= min_visible, f"{label}: only {n_vis} Gaussians visible; the test would be vacuous"
+    for p in (oracle, ref.project(scene.to(torch.float32), cam, **kw)):
+        for name in FIELDS:
+            assert torch.isfinite(getattr(p, name)).all(), f"{label}: reference {name} not finite"
+
+    fast64 = project(scene.to(torch.float64), cam, **kw)
+    assert torch.equal(fast64.visible, oracle.visible), (
+        f"{label}: float64 visible flags differ for {int((fast64.visible != oracle.visible).sum())} Gaussians"
+    )
+    torch.testing.assert_close(fast64.depths, oracle.depths, rtol=1e-13, atol=1e-13)
+    errs = field_errors(fast64, oracle)
+    bad = {k: e for k, e in errs.items() if not e <= TOL64[k]}
+    assert not bad, f"{label}: float64 fast vs reference errors {bad} (all: {errs})"
+
+    fast32 = project(scene.to(torch.float32), cam, **kw)
+    for name in FIELDS:
+        assert torch.isfinite(getattr(fast32, name)).all(), f"{label}: fast {name} not finite"
+    flips = int((fast32.visible != oracle.visible).sum())
+    assert flips <= max(1, n_vis // 10000), f"{label}: float32 visibility differs for {flips} of {n_vis} Gaussians"
+    errs = field_errors(fast32, oracle)
+    bad = {k: e for k, e in errs.items() if not e <= TOL32[k]}
+    assert not bad, f"{label}: float32 fast vs reference errors {bad} (all: {errs})"
+
+
+def tilted_camera(width: int = 64, height: int = 48) -> su.Camera:
+    """A camera off the origin looking obliquely at the random scenes (which sit at z in [2, 4])."""
+    return su.Camera.look_at([0.7, -0.4, -0.3], [0.1, 0.05, 3.0], [0.1, -1.0, 0.0], 55.0, width, height)
+
+
+@pytest.mark.parametrize("sh_degree", [0, 1, 2, 3])
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_random_scenes(sh_degree, mode):
+    cam = front_camera(64, 48)
+    scene = random_scene(600, cam, seed=sh_degree, sh_degree=sh_degree, margin_px=30.0, dtype=torch.float64)
+    check_against_reference(scene, cam, f"front deg{sh_degree} {mode}", min_visible=200, mode=mode)
+    check_against_reference(scene, tilted_camera(), f"tilted deg{sh_degree} {mode}", min_visible=100, mode=mode)
+
+
+@pytest.mark.parametrize("dilation", [0.0, 0.3 / 16, 1.0])
+def test_dilation_and_off_centre_principal_point(dilation):
+    cam0 = front_camera(72, 40)
+    K = cam0.K.clone()
+    K[0, 2], K[1, 2] = 20.0, 31.0  # principal point far off centre: asymmetric FOV clamp
+    cam = su.Camera(cam0.world_to_camera, K, 72, 40)
+    scene = random_scene(500, cam0, seed=11, sh_degree=2, margin_px=60.0, sigma_px=(0.2, 20.0))
+    for mode in ("classic", "antialiased"):
+        check_against_reference(scene, cam, f"dilation {dilation} {mode}", min_visible=100, dilation=dilation,
+                                mode=mode)
+
+
+def test_near_far_planes_and_sh_degree_argument():
+    cam = front_camera(64, 48)
+    scene = random_scene(400, cam, seed=5, sh_degree=3, depth=(0.5, 6.0))
+    check_against_reference(scene, cam, "near/far", min_visible=100, near_plane=1.5, far_plane=4.5, sh_degree=1)
+    p = ref.project(scene.to(torch.float64), cam, near_plane=1.5, far_plane=4.5)
+    z = p.depths
+    assert not p.visible[(z <= 1.5) | (z >= 4.5)].any()
+    assert p.visible[(z > 1.6) & (z < 4.4)].float().mean() > 0.8
+
+
+@pytest.mark.parametrize("name", ["plant", "spot", "donut"])
+def test_real_scenes(shared_data, name):
+    scene = load(shared_data, name)
+    for az, el, mode in ((30.0, 20.0, "classic"), (215.0, -35.0, "antialiased")):
+        cam = orbit_camera(scene, name, 128, 96, az, el)
+        check_against_reference(scene, cam, f"{name} az{az} {mode}", min_visible=len(scene) // 2, mode=mode)
+
+
+def test_real_garden_cameras(shared_data):
+    scene, cams = garden(shared_data)
+    for i, cam in enumerate(cams):
+        check_against_reference(scene, cam, f"garden cam{i}", min_visible=10000)
+
+
+# ---------------------------------------------------------------------------------------------- hostile input
+def hostile_scene(dtype=torch.float64) -> tuple[su.Gaussians, dict[str, slice]]:
+    """Hand-made Gaussians for the front camera (64x48, f = 76.8), grouped by kind."""
+    rows = []  # (mean, quat, scale, opacity)
+    groups: dict[str, slice] = {}
+
+    def add(kind, items):
+        groups[kind] = slice(len(rows), len(rows) + len(items))
+        rows.extend(items)
+
+    q1 = [1.0, 0.0, 0.0, 0.0]
+    qr = [0.3, -0.5, 0.2, 0.4]
+    add("behind", [([0.0, 0.0, -1.0], q1, [0.1] * 3, 0.9), ([0.2, 0.1, -0.005], qr, [50.0] * 3, 0.9),
+                   ([0.0, 0.0, 0.0], qr, [1.0] * 3, 0.9), ([0.0, 0.0, 0.01], q1, [1.0] * 3, 0.9)])
+    add("straddling", [([0.0, 0.0, 0.02], qr, [1.0, 2.0, 0.5], 0.9), ([0.3, -0.2, 0.011], q1, [5.0] * 3, 0.5),
+                       ([40.0, 0.0, 0.05], qr, [50.0] * 3, 0.9)])  # x/z = 800: far outside, clamped Jacobian
+    add("unnormalised", [([0.1, 0.1, 3.0], [k * c for c in qr], [0.05, 0.01, 0.002], 0.8) for k in (1e-3, 1.0, 1e3)])
+    add("zero_scale", [([0.0, 0.05, 2.0], qr, [0.0, 0.0, 0.0], 0.9), ([0.05, 0.0, 2.0], qr, [0.02, 0.0, 0.0], 0.9)])
+    add("huge_scale", [([0.0, 0.0, 3.0], qr, [1e30, 1e30, 1e30], 0.5), ([0.1, 0.0, 3.0], qr, [1e30, 1e-30, 1.0], 0.5)])
+    add("off_screen", [([100.0, 0.0, 3.0], q1, [0.01] * 3, 0.9), ([0.0, -50.0, 3.0], q1, [0.01] * 3, 0.9)])
+    means = torch.tensor([r[0] for r in rows], dtype=torch.float64)
+    quats = torch.tensor([r[1] for r in rows], dtype=torch.float64)
+    scales = torch.tensor([r[2] for r in rows], dtype=torch.float64)
+    opac = torch.tensor([r[3] for r in rows], dtype=torch.float64)
+    colors = torch.rand(len(rows), 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    log_scales = torch.log(scales).clamp_min(-1000.0)  # exp(-1000) is exactly 0 in both dtypes
+    scene = su.Gaussians.from_activated(means, quats, torch.ones_like(scales), opac, colors=colors)
+    scene.log_scales = log_scales
+    return scene.to(dtype), groups
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dilation", [0.0, 0.3])
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_hostile_gaussians(dtype, dilation, mode):
+    cam = front_camera(64, 48)
+    scene, groups = hostile_scene(dtype)
+    outs = {"fast": project(scene, cam, dilation=dilation, mode=mode),
+            "reference": ref.project(scene, cam, dilation=dilation, mode=mode)}
+    for who, p in outs.items():
+        for name in FIELDS:
+            t = getattr(p, name)
+            assert torch.isfinite(t).all(), f"{who} {name} has non-finite values: {t}"
+        vis = p.visible
+        assert not vis[groups["behind"]].any(), f"{who}: Gaussians behind / at the camera must be culled"
+        assert not vis[groups["off_screen"]].any(), f"{who}: off-screen Gaussians must be culled"
+        assert vis[groups["straddling"]].all(), f"{who}: Gaussians just in front of the camera cover the image"
+        assert vis[groups["unnormalised"]].all()
+        # every quaternion scale gives the same projection
+        sl = groups["unnormalised"]
+        for name in FIELDS:
+            if name == "colors":
+                continue  # random per row
+            t = getattr(p, name)[sl].double()
+            torch.testing.assert_close(t, t[1:2].expand_as(t), rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                                       atol=0.0, msg=f"{who} {name} depends on |q|")
+        # an all-zero scale is a point: a Gaussian of covariance dilation * I, or singular (culled) without dilation
+        zs = groups["zero_scale"]
+        if dilation == 0.0:
+            assert not vis[zs.start], f"{who}: a zero-scale Gaussian without dilation is singular and must be culled"
+        else:
+            assert vis[zs.start]
+            c = p.conics[zs.start].double()
+            torch.testing.assert_close(c, torch.tensor([1 / dilation, 0.0, 1 / dilation], dtype=torch.float64),
+                                       rtol=1e-6, atol=1e-6)
+            torch.testing.assert_close(p.extents[zs.start].double(), torch.full((2,), 3 * math.sqrt(dilation),
+                                       dtype=torch.float64), rtol=1e-6, atol=0.0)
+    # whatever is visible in one is visible in the other, except the huge-scale rows (see the next test) and,
+    # without dilation, the rank-1 covariance (its determinant is round-off, either decision is right)
+    keep = torch.ones(len(scene), dtype=torch.bool)
+    keep[groups["huge_scale"]] = False
+    keep[groups["zero_scale"].start + 1] = dilation > 0
+    assert torch.equal(outs["fast"].visible[keep], outs["reference"].visible[keep])
+
+
+@pytest.mark.parametrize("scale", [1e3, 1e6, 1e9, 1e15])
+def test_huge_but_finite_covariance_is_kept(scale):
+    """A Gaussian whose 2D covariance is finite and positive definite is not culled by that rule
+    (render/project.py docstring), however large it is: it covers the screen with alpha = its opacity.
+
+    The float32 fast path computes det(S) = s_xx s_yy - s_xy^2 directly, which overflows float32 once the 2D
+    sigma exceeds ~1e9.5 px, so it culls such Gaussians although their covariance is finite: with a 1e9-unit
+    Gaussian in front of the camera, rasterize renders nothing instead of a uniform veil. The reference
+    (float32 too) keeps them."""
+    cam = front_camera(64, 48)
+    scene = su.Gaussians.from_activated(
+        torch.tensor([[0.1, 0.0, 3.0]]), torch.tensor([[1.0, 0.2, 0.1, 0.3]]),
+        torch.tensor([[scale, 0.5 * scale, 0.2 * scale]]), torch.tensor([0.5]), colors=torch.tensor([[0.2, 0.4, 0.6]]),
+    )
+    r = ref.project(scene, cam)
+    cov_px = (scale * cam.fx / 3.0) ** 2
+    assert r.visible.all(), f"reference culled a finite covariance (~{cov_px:.1e} px^2)"
+    p = project(scene, cam)
+    assert p.visible.all(), (
+        f"fast project culled a Gaussian with a finite, positive-definite 2D covariance (~{cov_px:.1e} px^2, "
+        "float32): its det(S) overflowed"
+    )
+    out = su.rasterize(scene, cam)
+    expected = 0.5 * torch.tensor([0.2, 0.4, 0.6])
+    torch.testing.assert_close(out.color, expected.expand(48, 64, 3), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------- gradients
+PARAMS = ("means", "quats", "log_scales", "opacity_logits", "sh")
+
+
+def _projection_loss(p: Projected, weights: dict[str, torch.Tensor]) -> torch.Tensor:
+    return sum((getattr(p, k) * w).sum() for k, w in weights.items())
+
+
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_reference_project_gradcheck(mode):
+    """The reference projection is differentiable (the backward pass's oracle): torch.autograd.gradcheck."""
+    cam = tilted_camera(20, 12)
+    scene = random_scene(6, front_camera(20, 12), seed=7, sh_degree=2, sigma_px=(1.5, 4.0), dtype=torch.float64)
+    assert ref.project(scene, cam, mode=mode).visible.all()
+
+    def f(*tensors):
+        p = ref.project(su.Gaussians(*tensors), cam, mode=mode)
+        return p.means2d, p.conics, p.opacities, p.colors, p.extents, p.radii
+
+    inputs = tuple(t.detach().clone().requires_grad_(True) for t in scene.tensors().values())
+    assert torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5, fast_mode=True)
+
+
+def test_fast_project_gradients_match_reference():
+    """Autograd through the fast projection (float64) equals autograd through the reference one."""
+    cam = tilted_camera()
+    scene = random_scene(300, front_camera(), seed=8, sh_degree=3, dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    oracle = ref.project(scene, cam, mode="antialiased")
+    vis = oracle.visible
+    weights = {k: torch.randn(getattr(oracle, k).shape, generator=g, dtype=torch.float64) * (
+        vis[:, None] if getattr(oracle, k).ndim == 2 else vis) for k in ("means2d", "conics", "opacities", "colors")}
+    grads = []
+    for fn in (project, ref.project):
+        params = {k: t.detach().clone().requires_grad_(True) for k, t in scene.tensors().items()}
+        loss = _projection_loss(fn(su.Gaussians(**params), cam, mode="antialiased"), weights)
+        grads.append(torch.autograd.grad(loss, list(params.values())))
+    for name, a, b in zip(PARAMS, *grads, strict=True):
+        scale = float(b.abs().max())
+        assert scale > 0 and torch.isfinite(a).all()
+        assert float((a - b).abs().max()) <= 1e-10 * scale, f"d loss / d {name} differs"
