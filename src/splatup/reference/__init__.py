@@ -8,10 +8,13 @@ written for clarity, formulated independently of the fast code where the maths a
   dC/dx, dC/dy, d2C/dxdy in closed form (twin of ``splatup.render.composite``), at pixel centres or at
   arbitrary continuous points;
 - :func:`render` — both in one call;
-- :mod:`splatup.reference.sh` — real SH from the Legendre recurrence (twin of ``splatup.gaussians.eval_sh``).
+- :mod:`splatup.reference.sh` — real SH from the Legendre recurrence (twin of ``splatup.gaussians.eval_sh``);
+- :func:`upscale_reference` — the gradient-aware Hermite patch in monomial form (twin of
+  ``splatup.upscale.hermite.upscale``).
 """
 
 from .composite import composite, depth_order, projected_to, render, tile_ranges
+from .hermite import upscale_reference
 from .project import project
 from .sh import eval_sh, sh_basis, sh_colors
 
@@ -25,4 +28,5 @@ __all__ = [
     "sh_basis",
     "sh_colors",
     "tile_ranges",
+    "upscale_reference",
 ]

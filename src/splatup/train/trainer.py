@@ -180,7 +180,7 @@ def train(settings: TrainSettings, resume: bool = False, stop_after: int | None 
             model.optimizer.zero_grad(set_to_none=True)
             mse = float(((img.detach().clamp(0, 1) - view.image) ** 2).mean())
         iter_times.append(time.perf_counter() - t0)
-        entry = {"iteration": it, "loss": float(loss), "psnr": -10 * math.log10(max(mse, 1e-12)),
+        entry = {"iteration": it, "loss": float(loss.detach()), "psnr": -10 * math.log10(max(mse, 1e-12)),
                  "gaussians": len(model), **stats}
         if it % 10 == 0 or stats:
             log.append(entry)
