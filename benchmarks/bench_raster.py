@@ -69,7 +69,7 @@ def kernel_runner(inp, width, height, derivatives):
     bufs = [np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32)]
     dbufs = [np.empty((H, W, 3), np.float32) for _ in range(4)]
     b = inp["bins"]
-    args = (inp["means"], inp["conics"], inp["opac"], inp["colors"], inp["depths"], b.offsets, b.gids, W, H,
+    args = (inp["means"], inp["conics"], inp["opac"], inp["colors"], inp["depths"], b.reach, b.offsets, b.gids, W, H,
             b.tiles_x, bg)
 
     def run():

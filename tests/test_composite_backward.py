@@ -26,7 +26,7 @@ from splatup.render import composite as K
 from splatup.render import composite_backward as KB
 from splatup.render.project import Projected, project
 from splatup.render.rasterize import _Composite
-from splatup.render.tiles import bin_gaussians
+from splatup.render.tiles import bin_gaussians, contribution_extents
 
 BG = (0.3, 0.6, 0.9)
 PLANES = ("color", "alpha", "dx", "dy", "dxy")
@@ -46,8 +46,11 @@ def _projected(n: int, width: int, height: int, seed: int) -> Projected:
 
 
 def _bins(proj: Projected, width: int, height: int):
-    return bin_gaussians(proj.means2d.detach().numpy(), proj.extents.detach().numpy(), proj.depths.detach().numpy(),
-                         proj.visible.numpy(), width, height)
+    """Tile lists as rasterize() builds them (opacity-aware extents and row reach)."""
+    ext, reach, alive = contribution_extents(proj.extents.detach().numpy(), proj.opacities.detach().numpy(),
+                                             proj.visible.numpy())
+    return bin_gaussians(proj.means2d.detach().numpy(), ext, proj.depths.detach().numpy(), alive, width, height,
+                         reach=reach)
 
 
 def _leaves(proj: Projected, dtype: torch.dtype) -> list[torch.Tensor]:
@@ -186,11 +189,11 @@ def _per_entry_weights_forward(proj, bins, width, height, derivatives) -> np.nda
         planes = [np.zeros((height, width, 3), np.float32) for _ in range(5)]
         tr, dp = np.empty((height, width), np.float32), np.empty((height, width), np.float32)
         if derivatives:
-            K.composite_forward_derivatives(m2, con, op, col, depth, bins.offsets, bins.gids, width, height,
+            K.composite_forward_derivatives(m2, con, op, col, depth, bins.reach, bins.offsets, bins.gids, width, height,
                                             bins.tiles_x, bg, planes[0], tr, dp, *planes[1:])
         else:
-            K.composite_forward(m2, con, op, col, depth, bins.offsets, bins.gids, width, height, bins.tiles_x, bg,
-                                planes[0], tr, dp)
+            K.composite_forward(m2, con, op, col, depth, bins.reach, bins.offsets, bins.gids, width, height,
+                                bins.tiles_x, bg, planes[0], tr, dp)
         for ch, i in enumerate(ids):
             for k in range(4 if derivatives else 1):
                 out[k, :, :, i] = planes[k][:, :, ch]
@@ -308,13 +311,13 @@ def test_replayed_transmittance_matches_forward():
         c, dx, dy, dxy, td = (np.empty((height, width, 3), np.float32) for _ in range(5))
         tr, dp, rt = (np.empty((height, width), np.float32) for _ in range(3))
         if derivatives:
-            K.composite_forward_derivatives(*arrs, proj.depths.numpy(), bins.offsets, bins.gids, width, height,
-                                            bins.tiles_x, bg, c, tr, dp, dx, dy, dxy, td)
+            K.composite_forward_derivatives(*arrs, proj.depths.numpy(), bins.reach, bins.offsets, bins.gids, width,
+                                            height, bins.tiles_x, bg, c, tr, dp, dx, dy, dxy, td)
             KB.composite_backward_derivatives(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1,
                                               z3, z3, z3, rows, rt)
         else:
-            K.composite_forward(*arrs, proj.depths.numpy(), bins.offsets, bins.gids, width, height, bins.tiles_x, bg,
-                                c, tr, dp)
+            K.composite_forward(*arrs, proj.depths.numpy(), bins.reach, bins.offsets, bins.gids, width, height,
+                                bins.tiles_x, bg, c, tr, dp)
             KB.composite_backward(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1, rows, rt)
         assert tr.min() < 1e-3  # saturated pixels exist
         assert np.abs(tr - rt).max() < 1e-6

@@ -16,6 +16,10 @@ masked updates. A finished lane is marked by T = 0 (its next T (1 - alpha) is 0 
 contributes again) and the row stops when every lane is done; the final transmittance is recovered as
 1 - sum(alpha_i T_i), which telescopes to T_final.
 
+``reach`` [N] is each Gaussian's vertical reach in pixels: beyond |dy| > reach its alpha stays below 1/255 on the
+whole row (see :func:`splatup.render.tiles.contribution_extents`), so the row skips it without evaluating lanes;
+every lane would have skipped it anyway, so the result is the same.
+
 All kernels take and return float32 numpy arrays (zero-copy views of torch tensors).
 """
 
@@ -34,14 +38,24 @@ _ONE = f32(1.0)
 _ZERO = f32(0.0)
 _HALF = f32(0.5)
 LANES = 16  # = tile size
-NPACK = 10  # mx, my, a, b, c, opacity, r, g, b, depth
+NPACK = 11  # mx, my, a, b, c, opacity, r, g, b, depth, vertical reach
+
+
+N_CHUNKS = 64  # tiles are dealt round-robin to this many parallel chunks; scratch is allocated once per chunk
 
 
 @njit(inline="always")
-def _gather_tile(s, e, gids, means2d, conics, opac, colors, depths):
-    """Copy a tile's entries into a contiguous [L, 10] buffer."""
+def _max_list(offsets):
+    m = 1
+    for t in range(offsets.shape[0] - 1):
+        m = max(m, offsets[t + 1] - offsets[t])
+    return m
+
+
+@njit(inline="always")
+def _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach):
+    """Copy a tile's entries into the first L rows of the chunk's [maxlen, 10] buffer ``P``."""
     n = e - s
-    P = np.empty((n, NPACK), np.float32)
     for k in range(n):
         g = gids[s + k]
         P[k, 0] = means2d[g, 0]
@@ -54,29 +68,47 @@ def _gather_tile(s, e, gids, means2d, conics, opac, colors, depths):
         P[k, 7] = colors[g, 1]
         P[k, 8] = colors[g, 2]
         P[k, 9] = depths[g]
-    return P
+        P[k, 10] = reach[g]
+
+
+@njit(inline="always")
+def _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth):
+    """A tile with no Gaussians: background, T = 1, depth 0."""
+    for py in range(ty * LANES, min(height, ty * LANES + LANES)):
+        for px in range(tx * LANES, min(width, tx * LANES + LANES)):
+            out_color[py, px, 0] = bg[0]
+            out_color[py, px, 1] = bg[1]
+            out_color[py, px, 2] = bg[2]
+            out_trans[py, px] = _ONE
+            out_depth[py, px] = _ZERO
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def composite_forward(means2d, conics, opac, colors, depths, offsets, gids, width, height, tiles_x, bg,
+def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gids, width, height, tiles_x, bg,
                       out_color, out_trans, out_depth):
     """Plain forward. Outputs: out_color [H, W, 3] (background included), out_trans [H, W] final
     transmittance T, out_depth [H, W] accumulated depth sum(w_i z_i) (not normalised)."""
     n_tiles = offsets.shape[0] - 1
-    for t in prange(n_tiles):
+    maxlen = _max_list(offsets)
+    for chunk in prange(N_CHUNKS):
+      P = np.empty((maxlen, NPACK), np.float32)
+      fxl = np.empty(LANES, np.float32)
+      T = np.empty(LANES, np.float32)
+      c0 = np.empty(LANES, np.float32)
+      c1 = np.empty(LANES, np.float32)
+      c2 = np.empty(LANES, np.float32)
+      cz = np.empty(LANES, np.float32)
+      ca = np.empty(LANES, np.float32)  # sum of weights = 1 - T_final (T is zeroed when a lane stops)
+      for t in range(chunk, n_tiles, N_CHUNKS):
         s = offsets[t]
         e = offsets[t + 1]
         tx = t % tiles_x
         ty = t // tiles_x
-        P = _gather_tile(s, e, gids, means2d, conics, opac, colors, depths)
         n = e - s
-        fxl = np.empty(LANES, np.float32)
-        T = np.empty(LANES, np.float32)
-        c0 = np.empty(LANES, np.float32)
-        c1 = np.empty(LANES, np.float32)
-        c2 = np.empty(LANES, np.float32)
-        cz = np.empty(LANES, np.float32)
-        ca = np.empty(LANES, np.float32)  # sum of weights = 1 - T_final (T is zeroed when a lane stops)
+        if n == 0:
+            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth)
+            continue
+        _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach)
         for l in range(LANES):
             fxl[l] = f32(tx * LANES + l) + _HALF
         for ly in range(LANES):
@@ -95,6 +127,8 @@ def composite_forward(means2d, conics, opac, colors, depths, offsets, gids, widt
                 mx = P[j, 0]
                 dy = fy - P[j, 1]
                 a = P[j, 2]
+                if abs(dy) > P[j, 10]:  # the Gaussian cannot reach alpha >= 1/255 on this row
+                    continue
                 b2dy = f32(2.0) * P[j, 3] * dy
                 cdy2 = P[j, 4] * dy * dy
                 o = P[j, 5]
@@ -135,22 +169,35 @@ def composite_forward(means2d, conics, opac, colors, depths, offsets, gids, widt
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def composite_forward_derivatives(means2d, conics, opac, colors, depths, offsets, gids, width, height, tiles_x,
-                                  bg, out_color, out_trans, out_depth, out_dx, out_dy, out_dxy, out_tder):
+def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, offsets, gids, width, height,
+                                  tiles_x, bg, out_color, out_trans, out_depth, out_dx, out_dy, out_dxy, out_tder):
     """Forward with image-space derivatives. As :func:`composite_forward`, plus out_dx, out_dy, out_dxy
     [H, W, 3] (dC/dx, dC/dy, d2C/dxdy in this image's pixel units, background terms included) and
     out_tder [H, W, 3] the final (dT/dx, dT/dy, d2T/dxdy)."""
     n_tiles = offsets.shape[0] - 1
-    for t in prange(n_tiles):
+    maxlen = _max_list(offsets)
+    for chunk in prange(N_CHUNKS):
+      P = np.empty((maxlen, NPACK), np.float32)
+      fxl = np.empty(LANES, np.float32)
+      st = np.empty((4, LANES), np.float32)  # T (0 when done), Tx, Ty, Txy
+      acc = np.empty((14, LANES), np.float32)  # C, Cx, Cy, Cxy per channel, depth, sum of weights
+      for t in range(chunk, n_tiles, N_CHUNKS):
         s = offsets[t]
         e = offsets[t + 1]
         tx = t % tiles_x
         ty = t // tiles_x
-        P = _gather_tile(s, e, gids, means2d, conics, opac, colors, depths)
         n = e - s
-        fxl = np.empty(LANES, np.float32)
-        st = np.empty((4, LANES), np.float32)  # T (0 when done), Tx, Ty, Txy
-        acc = np.empty((14, LANES), np.float32)  # C, Cx, Cy, Cxy per channel, depth, sum of weights
+        if n == 0:
+            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth)
+            for py in range(ty * LANES, min(height, ty * LANES + LANES)):
+                for px in range(tx * LANES, min(width, tx * LANES + LANES)):
+                    for k in range(3):
+                        out_dx[py, px, k] = _ZERO
+                        out_dy[py, px, k] = _ZERO
+                        out_dxy[py, px, k] = _ZERO
+                        out_tder[py, px, k] = _ZERO
+            continue
+        _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach)
         for l in range(LANES):
             fxl[l] = f32(tx * LANES + l) + _HALF
         for ly in range(LANES):
@@ -172,6 +219,8 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, offsets
                 b = P[j, 3]
                 c = P[j, 4]
                 o = P[j, 5]
+                if abs(dy) > P[j, 10]:  # the Gaussian cannot reach alpha >= 1/255 on this row
+                    continue
                 r = P[j, 6]
                 g = P[j, 7]
                 bb = P[j, 8]

@@ -20,7 +20,7 @@ from ..gaussians import Gaussians
 from . import composite as K
 from . import composite_backward as KB
 from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
-from .tiles import TILE_SIZE, TileBins, bin_gaussians
+from .tiles import TILE_SIZE, TileBins, bin_gaussians, contribution_extents
 
 
 @dataclass
@@ -98,12 +98,12 @@ class _Composite(torch.autograd.Function):
             dxy = torch.empty(H, W, 3)
             tder = torch.empty(H, W, 3)
             K.composite_forward_derivatives(
-                *arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
+                *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
                 color.numpy(), trans.numpy(), depth.numpy(), dx.numpy(), dy.numpy(), dxy.numpy(), tder.numpy(),
             )
         else:
             dx = dy = dxy = torch.empty(0)
-            K.composite_forward(*arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
+            K.composite_forward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
                                 color.numpy(), trans.numpy(), depth.numpy())
         ctx.mark_non_differentiable(depth)
         ctx.save_for_backward(means2d, conics, opacities, colors)
@@ -189,10 +189,10 @@ def rasterize(
     proj: Projected = project(scene, cam, dilation=dilation, mode=mode, near_plane=near_plane,
                               far_plane=far_plane, sh_degree=sh_degree)
     t1 = time.perf_counter()
-    bins: TileBins = bin_gaussians(
-        proj.means2d.detach().numpy(), proj.extents.detach().numpy(), proj.depths.detach().numpy(),
-        proj.visible.numpy(), cam.width, cam.height, TILE_SIZE,
-    )
+    bin_ext, reach, alive = contribution_extents(proj.extents.detach().numpy(), proj.opacities.detach().numpy(),
+                                                 proj.visible.numpy())
+    bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), bin_ext, proj.depths.detach().numpy(), alive,
+                                   cam.width, cam.height, TILE_SIZE, reach)
     t2 = time.perf_counter()
     color, trans, depth_acc, dx, dy, dxy = _Composite.apply(
         proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,

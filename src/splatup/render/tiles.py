@@ -21,6 +21,8 @@ import numpy as np
 from numba import njit, prange
 
 TILE_SIZE = 16
+ALPHA_MIN = 1.0 / 255.0
+REACH_MARGIN = 1e-3  # relative safety margin of the opacity-aware extents, far above float32 round-off
 
 
 @dataclass
@@ -36,6 +38,7 @@ class TileBins:
     tiles_x: int
     tiles_y: int
     tile_size: int = TILE_SIZE
+    reach: np.ndarray | None = None  # float32 [N] vertical reach per Gaussian, see contribution_extents
 
     @property
     def n_pairs(self) -> int:
@@ -119,6 +122,32 @@ def _fill(order, rect, ntx, nty, band_rows, offsets, gids):
                     cursor[c] += 1
 
 
+def contribution_extents(extents: np.ndarray, opacities: np.ndarray, visible: np.ndarray):
+    """Tighter, opacity-aware extents that leave every rendered pixel unchanged.
+
+    A Gaussian's alpha = o exp(-q/2) reaches 1/255 only where q <= k^2 = 2 ln(255 o): the axis-aligned box of
+    that ellipse has half-widths k sigma_x, k sigma_y (sigma from ``extents`` = 3 sigma). Binning with
+    min(3, k) sigma lists a Gaussian in no tile where it could not contribute, and a row at vertical offset
+    |dy| > k sigma_y cannot contribute on any pixel. Both carry a 0.1 % margin.
+
+    Args:
+        extents: [N, 2] 3-sigma half-extents (px); opacities: [N]; visible: [N] bool.
+
+    Returns:
+        bin_extents [N, 2] float32, reach [N] float32 (k sigma_y, not capped at 3 sigma: within a listed tile
+        the 3-sigma box does not cut contributions off), alive [N] bool (visible and able to reach 1/255).
+    """
+    o = np.asarray(opacities, np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k2 = 2.0 * np.log(np.maximum(o, 1e-30) / (ALPHA_MIN * (1.0 - REACH_MARGIN)))
+    alive = np.asarray(visible, bool) & (k2 > 0)
+    k = np.sqrt(np.maximum(k2, 0.0)) * (1.0 + REACH_MARGIN)
+    sigma = np.asarray(extents, np.float64) / 3.0
+    bin_ext = (sigma * np.minimum(k, 3.0 * (1.0 + REACH_MARGIN))[:, None]).astype(np.float32)
+    reach = (sigma[:, 1] * k).astype(np.float32)
+    return bin_ext, reach, alive
+
+
 def depth_order(depths: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """Indices of the visible Gaussians sorted front to back (stable: ties keep index order). int32.
 
@@ -138,8 +167,10 @@ def bin_gaussians(
     width: int,
     height: int,
     tile_size: int = TILE_SIZE,
+    reach: np.ndarray | None = None,
 ) -> TileBins:
-    """Bin and sort. means2d, extents: float [N, 2] px; depths: float [N]; visible: bool [N]."""
+    """Bin and sort. means2d, extents: float [N, 2] px; depths: float [N]; visible: bool [N]; reach: optional
+    [N] vertical reach handed to the kernels (default: the 3-sigma extent, i.e. no row skipping beyond it)."""
     ntx = (width + tile_size - 1) // tile_size
     nty = (height + tile_size - 1) // tile_size
     order = depth_order(depths, visible)
@@ -153,4 +184,7 @@ def bin_gaussians(
     np.cumsum(counts, out=offsets[1:])
     gids = np.empty(int(offsets[-1]), np.int32)
     _fill(order, rect, ntx, nty, band_rows, offsets, gids)
-    return TileBins(offsets=offsets, gids=gids, tiles_x=ntx, tiles_y=nty, tile_size=tile_size)
+    if reach is None:
+        reach = np.full(len(depths), np.inf, np.float32)
+    return TileBins(offsets=offsets, gids=gids, tiles_x=ntx, tiles_y=nty, tile_size=tile_size,
+                    reach=np.ascontiguousarray(reach, np.float32))
