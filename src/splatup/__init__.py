@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # numba's and torch's OpenMP thread pools share the cores; with the default active wait each pool's idle threads
@@ -57,6 +59,23 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return __all__
+
+
+# ``render`` and ``upscale`` are public functions and also subpackages (render/, upscale/). Importing a submodule
+# makes Python bind the subpackage as an attribute of its parent, which would hide the function; this module
+# class ignores that binding for those two names (the subpackages stay importable through sys.modules, e.g.
+# ``from splatup.render import rasterize`` or ``import splatup.upscale.hermite``).
+_FUNCTIONS_OVER_SUBPACKAGES = {"render", "upscale"}
+
+
+class _SplatupModule(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FUNCTIONS_OVER_SUBPACKAGES and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _SplatupModule
 
 
 if TYPE_CHECKING:  # pragma: no cover
