@@ -13,12 +13,13 @@ usage: python benchmarks/bench_raster.py [--repeats 9] [--out benchmarks/results
 
 from __future__ import annotations
 
-import os
+# isort: off
+import splatup as su  # first: it sets the OpenMP spin policy before torch and numba load their runtime
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba load their OpenMP runtime
-
+# isort: on
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -29,7 +30,6 @@ import numba
 import numpy as np
 import torch
 
-import splatup as su
 from splatup.bench.synthetic import bakeoff_gaussians_2d, bakeoff_scene_3d
 from splatup.bench.workcount import FLOPS_PER_EVAL, PEAK_GFLOPS, count_evaluations
 from splatup.render import composite as K

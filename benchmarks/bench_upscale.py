@@ -18,13 +18,14 @@ usage: python benchmarks/bench_upscale.py [--size 1920x1080] [--factors 1.5,2,3,
 
 from __future__ import annotations
 
-import os
+# isort: off
+import splatup as su  # first: it sets the OpenMP spin policy before torch and numba load their runtime
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba load their OpenMP runtime
-
+# isort: on
 import argparse
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -32,7 +33,6 @@ from pathlib import Path
 import numba
 import torch
 
-import splatup as su
 from splatup.bench.compare import quality_metrics
 from splatup.bench.timing import interleaved_medians
 from splatup.pipeline import render_lowres, upscale_lowres

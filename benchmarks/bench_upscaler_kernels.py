@@ -15,12 +15,13 @@ usage: python benchmarks/bench_upscaler_kernels.py [--threads 2] [--repeats 30] 
 
 from __future__ import annotations
 
-import os
+# isort: off
+import splatup as su  # first: it sets the OpenMP spin policy before torch and numba load their runtime
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch/numba load their OpenMP runtime
-
+# isort: on
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -32,7 +33,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import splatup as su
 from splatup.upscale.hermite import hermite_backward
 
 ROOT = Path(__file__).resolve().parents[1]

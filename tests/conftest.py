@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
+# isort: off
+import splatup  # noqa: F401  (first: it sets the OpenMP spin policy before torch loads its runtime)
 
-# numba's and torch's OpenMP threads must not spin-wait for each other (2 cores): set before torch loads
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# isort: on
+import os
 from pathlib import Path
 
 import pytest

@@ -60,9 +60,9 @@ def _leaves(proj: Projected, dtype: torch.dtype) -> list[torch.Tensor]:
 
 def _fast(leaves, proj, bins, width, height, derivatives) -> dict[str, torch.Tensor]:
     bg = np.asarray(BG, np.float32)
-    color, trans, _, dx, dy, dxy = _Composite.apply(*leaves, proj.depths.detach(), bins, width, height, bg,
+    color, alpha, _, dx, dy, dxy = _Composite.apply(*leaves, proj.depths.detach(), bins, width, height, bg,
                                                     derivatives)
-    return {"color": color, "alpha": (1.0 - trans)[..., None], "dx": dx, "dy": dy, "dxy": dxy}
+    return {"color": color, "alpha": alpha, "dx": dx, "dy": dy, "dxy": dxy}
 
 
 def _reference(leaves, proj, width, height, derivatives) -> dict[str, torch.Tensor]:
@@ -319,8 +319,9 @@ def test_replayed_transmittance_matches_forward():
             K.composite_forward(*arrs, proj.depths.numpy(), bins.reach, bins.offsets, bins.gids, width, height,
                                 bins.tiles_x, bg, c, tr, dp)
             KB.composite_backward(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1, rows, rt)
-        assert tr.min() < 1e-3  # saturated pixels exist
-        assert np.abs(tr - rt).max() < 1e-6
+        trans = 1.0 - tr  # the forward returns alpha = 1 - T_final
+        assert trans.min() < 1e-3  # saturated pixels exist
+        assert np.abs(trans - rt).max() < 1e-6
         assert (rows == 0).all()  # zero upstream gradient, zero gradient rows (every row written)
 
 

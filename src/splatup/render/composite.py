@@ -72,22 +72,22 @@ def _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach):
 
 
 @njit(inline="always")
-def _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth):
-    """A tile with no Gaussians: background, T = 1, depth 0."""
+def _fill_empty_tile(tx, ty, width, height, bg, out_color, out_alpha, out_depth):
+    """A tile with no Gaussians: background, alpha 0, depth 0."""
     for py in range(ty * LANES, min(height, ty * LANES + LANES)):
         for px in range(tx * LANES, min(width, tx * LANES + LANES)):
             out_color[py, px, 0] = bg[0]
             out_color[py, px, 1] = bg[1]
             out_color[py, px, 2] = bg[2]
-            out_trans[py, px] = _ONE
+            out_alpha[py, px] = _ZERO
             out_depth[py, px] = _ZERO
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gids, width, height, tiles_x, bg,
-                      out_color, out_trans, out_depth):
-    """Plain forward. Outputs: out_color [H, W, 3] (background included), out_trans [H, W] final
-    transmittance T, out_depth [H, W] accumulated depth sum(w_i z_i) (not normalised)."""
+                      out_color, out_alpha, out_depth):
+    """Plain forward. Outputs: out_color [H, W, 3] (background included), out_alpha [H, W] = 1 - final
+    transmittance, out_depth [H, W] expected depth sum(w_i z_i) / alpha (0 where alpha = 0)."""
     n_tiles = offsets.shape[0] - 1
     maxlen = _max_list(offsets)
     for chunk in prange(N_CHUNKS):
@@ -106,7 +106,7 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
         ty = t // tiles_x
         n = e - s
         if n == 0:
-            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth)
+            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_alpha, out_depth)
             continue
         _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach)
         for l in range(LANES):
@@ -164,13 +164,13 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
                     out_color[py, px, 0] = c0[l] + Tf * bg[0]
                     out_color[py, px, 1] = c1[l] + Tf * bg[1]
                     out_color[py, px, 2] = c2[l] + Tf * bg[2]
-                    out_trans[py, px] = Tf
-                    out_depth[py, px] = cz[l]
+                    out_alpha[py, px] = ca[l]
+                    out_depth[py, px] = cz[l] / ca[l] if ca[l] > _ZERO else _ZERO
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, offsets, gids, width, height,
-                                  tiles_x, bg, out_color, out_trans, out_depth, out_dx, out_dy, out_dxy, out_tder):
+                                  tiles_x, bg, out_color, out_alpha, out_depth, out_dx, out_dy, out_dxy, out_tder):
     """Forward with image-space derivatives. As :func:`composite_forward`, plus out_dx, out_dy, out_dxy
     [H, W, 3] (dC/dx, dC/dy, d2C/dxdy in this image's pixel units, background terms included) and
     out_tder [H, W, 3] the final (dT/dx, dT/dy, d2T/dxdy)."""
@@ -188,7 +188,7 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
         ty = t // tiles_x
         n = e - s
         if n == 0:
-            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_trans, out_depth)
+            _fill_empty_tile(tx, ty, width, height, bg, out_color, out_alpha, out_depth)
             for py in range(ty * LANES, min(height, ty * LANES + LANES)):
                 for px in range(tx * LANES, min(width, tx * LANES + LANES)):
                     for k in range(3):
@@ -286,8 +286,8 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
                         out_dx[py, px, k] = acc[3 + k, l] + Tx * bg[k]
                         out_dy[py, px, k] = acc[6 + k, l] + Ty * bg[k]
                         out_dxy[py, px, k] = acc[9 + k, l] + Txy * bg[k]
-                    out_trans[py, px] = Tf
-                    out_depth[py, px] = acc[12, l]
+                    out_alpha[py, px] = acc[13, l]
+                    out_depth[py, px] = acc[12, l] / acc[13, l] if acc[13, l] > _ZERO else _ZERO
                     out_tder[py, px, 0] = Tx
                     out_tder[py, px, 1] = Ty
                     out_tder[py, px, 2] = Txy

@@ -73,7 +73,7 @@ class _Composite(torch.autograd.Function):
     """Compositing as an autograd node. Inputs are per-Gaussian float32 tensors; the tile lists ride along.
 
     forward(means2d [N, 2], conics [N, 3], opacities [N], colors [N, 3], depths [N], bins, width, height,
-    bg (float32 [3] numpy), derivatives) -> color [H, W, 3], trans [H, W], depth-sum [H, W] (not
+    bg (float32 [3] numpy), derivatives) -> color [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1] (not
     differentiable), dx, dy, dxy [H, W, 3] (empty without derivatives).
 
     backward: the numba kernels of :mod:`.composite_backward` replay the forward per tile row and sweep
@@ -90,8 +90,9 @@ class _Composite(torch.autograd.Function):
             raise SplatupInputError(f"rasterize: tile size must be {K.LANES}, got {bins.tile_size}")
         arrs = [_f32(x) for x in (means2d, conics, opacities, colors, depths)]
         color = torch.empty(H, W, 3)
-        trans = torch.empty(H, W)
-        depth = torch.empty(H, W)
+        alpha = torch.empty(H, W, 1)
+        depth = torch.empty(H, W, 1)
+        a2, d2 = alpha.numpy()[..., 0], depth.numpy()[..., 0]
         if derivatives:
             dx = torch.empty(H, W, 3)
             dy = torch.empty(H, W, 3)
@@ -99,22 +100,22 @@ class _Composite(torch.autograd.Function):
             tder = torch.empty(H, W, 3)
             K.composite_forward_derivatives(
                 *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
-                color.numpy(), trans.numpy(), depth.numpy(), dx.numpy(), dy.numpy(), dxy.numpy(), tder.numpy(),
+                color.numpy(), a2, d2, dx.numpy(), dy.numpy(), dxy.numpy(), tder.numpy(),
             )
         else:
             dx = dy = dxy = torch.empty(0)
             K.composite_forward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
-                                color.numpy(), trans.numpy(), depth.numpy())
+                                color.numpy(), a2, d2)
         ctx.mark_non_differentiable(depth)
         ctx.save_for_backward(means2d, conics, opacities, colors)
         ctx.bins = bins
         ctx.size = (W, H)
         ctx.bg = bg
         ctx.derivatives = derivatives
-        return color, trans, depth, dx, dy, dxy
+        return color, alpha, depth, dx, dy, dxy
 
     @staticmethod
-    def backward(ctx, g_color, g_trans, g_depth, g_dx, g_dy, g_dxy):
+    def backward(ctx, g_color, g_alpha, g_depth, g_dx, g_dy, g_dxy):
         means2d, conics, opacities, colors = ctx.saved_tensors
         bins = ctx.bins
         W, H = ctx.size
@@ -127,7 +128,8 @@ class _Composite(torch.autograd.Function):
             return torch.zeros(shape).numpy() if g is None or g.numel() == 0 else _f32(g)
 
         gc = up(g_color, (H, W, 3))
-        gt = up(g_trans, (H, W))
+        # alpha = 1 - T_final: the kernels take the gradient of the final transmittance
+        gt = np.ascontiguousarray(-up(g_alpha, (H, W, 1))[..., 0])
         if ctx.derivatives:
             KB.composite_backward_derivatives(
                 *arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
@@ -194,15 +196,11 @@ def rasterize(
     bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), bin_ext, proj.depths.detach().numpy(), alive,
                                    cam.width, cam.height, TILE_SIZE, reach)
     t2 = time.perf_counter()
-    color, trans, depth_acc, dx, dy, dxy = _Composite.apply(
+    color, alpha, depth, dx, dy, dxy = _Composite.apply(
         proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,
         cam.width, cam.height, bg, bool(derivatives),
     )
     t3 = time.perf_counter()
-    alpha = (1.0 - trans)[..., None]
-    with torch.no_grad():
-        a = alpha.detach()
-        depth = torch.where(a > 0, depth_acc[..., None] / a.clamp_min(1e-12), torch.zeros_like(a))
     timings.update(project=t1 - t0, bin_sort=t2 - t1, composite=t3 - t2, total=t3 - t0)
     return RasterOutput(
         color=color,
