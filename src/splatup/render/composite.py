@@ -16,9 +16,10 @@ masked updates. A finished lane is marked by T = 0 (its next T (1 - alpha) is 0 
 contributes again) and the row stops when every lane is done; the final transmittance is recovered as
 1 - sum(alpha_i T_i), which telescopes to T_final.
 
-``reach`` [N] is each Gaussian's vertical reach in pixels: beyond |dy| > reach its alpha stays below 1/255 on the
-whole row (see :func:`splatup.render.tiles.contribution_extents`), so the row skips it without evaluating lanes;
-every lane would have skipped it anyway, so the result is the same.
+Work skipping that leaves every pixel unchanged (a skipped entry is one that every lane would skip, alpha < 1/255):
+``reach`` [N] is each Gaussian's vertical reach in pixels (see :func:`splatup.render.tiles.contribution_extents`);
+each tile first buckets its list by the rows the reach covers, so a row visits only the Gaussians that can touch
+it, in depth order; a row then skips an entry whose alpha >= 1/255 chord (on that row) misses its 16 pixels.
 
 All kernels take and return float32 numpy arrays (zero-copy views of torch tensors).
 """
@@ -38,7 +39,8 @@ _ONE = f32(1.0)
 _ZERO = f32(0.0)
 _HALF = f32(0.5)
 LANES = 16  # = tile size
-NPACK = 11  # mx, my, a, b, c, opacity, r, g, b, depth, vertical reach
+NPACK = 15  # mx, my, a, b, c, opacity, r, g, b, depth, vertical reach, k2, 1/a, b/a, c - b^2/a
+K2_MARGIN = f32(0.999)  # alpha threshold margin of the chord test, as tiles.REACH_MARGIN
 
 
 N_CHUNKS = 64  # tiles are dealt round-robin to this many parallel chunks; scratch is allocated once per chunk
@@ -54,7 +56,7 @@ def _max_list(offsets):
 
 @njit(inline="always")
 def _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach):
-    """Copy a tile's entries into the first L rows of the chunk's [maxlen, 10] buffer ``P``."""
+    """Copy a tile's entries into the first L rows of the chunk's [maxlen, NPACK] buffer ``P``."""
     n = e - s
     for k in range(n):
         g = gids[s + k]
@@ -69,6 +71,45 @@ def _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach):
         P[k, 8] = colors[g, 2]
         P[k, 9] = depths[g]
         P[k, 10] = reach[g]
+        # chord data: on a row at offset dy, alpha >= 1/255 needs a dx^2 + 2 b dx dy + c dy^2 <= k2 with
+        # k2 = 2 ln(255 o), i.e. dx in -b dy / a +- sqrt((k2 - dy^2 (c - b^2 / a)) / a)
+        a = conics[g, 0]
+        b = conics[g, 1]
+        o = opac[g]
+        P[k, 11] = f32(2.0) * np.log(max(o, f32(1e-30)) * f32(255.0) / K2_MARGIN)
+        P[k, 12] = _ONE / a
+        P[k, 13] = b / a
+        P[k, 14] = conics[g, 2] - b * b / a
+
+
+@njit(inline="always")
+def _bucket_rows(P, n, ty, rowcnt, rowidx):
+    """rowidx[ly, :rowcnt[ly]] = the entries (in depth order) whose vertical reach covers tile row ly, so a row
+    visits only the Gaussians that can touch it instead of testing the whole tile list."""
+    for ly in range(LANES):
+        rowcnt[ly] = 0
+    base = f32(ty * LANES) + _HALF  # centre of the tile's first pixel row
+    top = f32(LANES - 1)
+    for k in range(n):
+        my = P[k, 1] - base
+        rch = P[k, 10]
+        r0 = int(np.ceil(min(max(my - rch, _ZERO), f32(LANES))))
+        r1 = int(np.floor(max(min(my + rch, top), f32(-1.0))))
+        for ly in range(r0, r1 + 1):
+            rowidx[ly, rowcnt[ly]] = k
+            rowcnt[ly] += 1
+
+
+@njit(inline="always")
+def _chord(P, j, dy):
+    """The x interval [lo, hi] of a row at offset dy where entry j can reach alpha >= 1/255 (lo > hi: none),
+    with a margin far above float32 round-off; lanes outside it would all skip the entry."""
+    q = P[j, 11] - dy * dy * P[j, 14]
+    if q < _ZERO:
+        return _ONE, _ZERO
+    hw = np.sqrt(q * P[j, 12]) * f32(1.001) + f32(1e-3)
+    xc = P[j, 0] - P[j, 13] * dy
+    return xc - hw, xc + hw
 
 
 @njit(inline="always")
@@ -81,6 +122,40 @@ def _fill_empty_tile(tx, ty, width, height, bg, out_color, out_alpha, out_depth)
             out_color[py, px, 2] = bg[2]
             out_alpha[py, px] = _ZERO
             out_depth[py, px] = _ZERO
+
+
+@njit(inline="always", fastmath=True)
+def _lanes_plain(P, j, dy, fxl, T, c0, c1, c2, cz, ca):
+    """Composite entry j over the 16 lanes of a row; True when all of them are done."""
+    mx = P[j, 0]
+    a = P[j, 2]
+    b2dy = f32(2.0) * P[j, 3] * dy
+    cdy2 = P[j, 4] * dy * dy
+    o = P[j, 5]
+    r = P[j, 6]
+    g = P[j, 7]
+    bb = P[j, 8]
+    z = P[j, 9]
+    tsum = _ZERO
+    for l in range(LANES):
+        dx = fxl[l] - mx
+        pw = -_HALF * (a * dx * dx + b2dy * dx + cdy2)
+        alpha = min(ALPHA_MAX, o * fexp(pw))
+        Tl = T[l]
+        Tn = Tl * (_ONE - alpha)
+        valid = alpha >= ALPHA_MIN
+        use = valid and (Tn >= T_MIN)
+        w = alpha * Tl if use else _ZERO
+        c0[l] += r * w
+        c1[l] += g * w
+        c2[l] += bb * w
+        cz[l] += z * w
+        ca[l] += w
+        # stop: T = 0 marks the lane done (its next T (1 - alpha) is 0 < T_MIN)
+        Tnew = Tn if use else (_ZERO if valid else Tl)
+        T[l] = Tnew
+        tsum += Tnew
+    return tsum == _ZERO
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -99,6 +174,8 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
       c2 = np.empty(LANES, np.float32)
       cz = np.empty(LANES, np.float32)
       ca = np.empty(LANES, np.float32)  # sum of weights = 1 - T_final (T is zeroed when a lane stops)
+      rowcnt = np.empty(LANES, np.int64)
+      rowidx = np.empty((LANES, maxlen), np.int32)
       for t in range(chunk, n_tiles, N_CHUNKS):
         s = offsets[t]
         e = offsets[t + 1]
@@ -109,6 +186,7 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
             _fill_empty_tile(tx, ty, width, height, bg, out_color, out_alpha, out_depth)
             continue
         _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach)
+        _bucket_rows(P, n, ty, rowcnt, rowidx)
         for l in range(LANES):
             fxl[l] = f32(tx * LANES + l) + _HALF
         for ly in range(LANES):
@@ -123,40 +201,14 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
                 c2[l] = _ZERO
                 cz[l] = _ZERO
                 ca[l] = _ZERO
-            for j in range(n):
-                mx = P[j, 0]
+            for q in range(rowcnt[ly]):
+                j = rowidx[ly, q]
                 dy = fy - P[j, 1]
-                a = P[j, 2]
-                if abs(dy) > P[j, 10]:  # the Gaussian cannot reach alpha >= 1/255 on this row
-                    continue
-                b2dy = f32(2.0) * P[j, 3] * dy
-                cdy2 = P[j, 4] * dy * dy
-                o = P[j, 5]
-                r = P[j, 6]
-                g = P[j, 7]
-                bb = P[j, 8]
-                z = P[j, 9]
-                tsum = _ZERO
-                for l in range(LANES):
-                    dx = fxl[l] - mx
-                    pw = -_HALF * (a * dx * dx + b2dy * dx + cdy2)
-                    alpha = min(ALPHA_MAX, o * fexp(pw))
-                    Tl = T[l]
-                    Tn = Tl * (_ONE - alpha)
-                    valid = alpha >= ALPHA_MIN
-                    use = valid and (Tn >= T_MIN)
-                    w = alpha * Tl if use else _ZERO
-                    c0[l] += r * w
-                    c1[l] += g * w
-                    c2[l] += bb * w
-                    cz[l] += z * w
-                    ca[l] += w
-                    # stop: T = 0 marks the lane done (its next T (1 - alpha) is 0 < T_MIN)
-                    Tnew = Tn if use else (_ZERO if valid else Tl)
-                    T[l] = Tnew
-                    tsum += Tnew
-                if tsum == _ZERO:
-                    break
+                lo, hi = _chord(P, j, dy)
+                if lo > fxl[LANES - 1] or hi < fxl[0]:
+                    continue  # no lane of this row can reach alpha >= 1/255
+                if _lanes_plain(P, j, dy, fxl, T, c0, c1, c2, cz, ca):
+                    break  # every lane of the row is done
             for l in range(LANES):
                 px = tx * LANES + l
                 if px < width:
@@ -166,6 +218,68 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
                     out_color[py, px, 2] = c2[l] + Tf * bg[2]
                     out_alpha[py, px] = ca[l]
                     out_depth[py, px] = cz[l] / ca[l] if ca[l] > _ZERO else _ZERO
+
+
+@njit(inline="always", fastmath=True)
+def _lanes_deriv(P, j, dy, fxl, st, acc):
+    """Composite entry j, with derivatives, over the 16 lanes of a row; True when all of them are done."""
+    mx = P[j, 0]
+    a = P[j, 2]
+    b = P[j, 3]
+    c = P[j, 4]
+    o = P[j, 5]
+    r = P[j, 6]
+    g = P[j, 7]
+    bb = P[j, 8]
+    z = P[j, 9]
+    bdy = b * dy
+    cdy = c * dy
+    tsum = _ZERO
+    for l in range(LANES):
+        dx = fxl[l] - mx
+        qx = -(a * dx + bdy)
+        qy = -(b * dx + cdy)
+        pw = _HALF * (dx * qx + dy * qy)
+        araw = o * fexp(pw)
+        alpha = min(ALPHA_MAX, araw)
+        T = st[0, l]
+        Tx = st[1, l]
+        Ty = st[2, l]
+        Txy = st[3, l]
+        Tn = T * (_ONE - alpha)
+        valid = alpha >= ALPHA_MIN
+        use = valid and (Tn >= T_MIN)
+        al = alpha if use else _ZERO
+        du = use and (araw < ALPHA_MAX)
+        ax = alpha * qx if du else _ZERO
+        ay = alpha * qy if du else _ZERO
+        axy = alpha * (qx * qy - b) if du else _ZERO
+        om = _ONE - al
+        wgt = al * T
+        wx = ax * T + al * Tx
+        wy = ay * T + al * Ty
+        wxy = axy * T + ax * Ty + ay * Tx + al * Txy
+        acc[0, l] += r * wgt
+        acc[1, l] += g * wgt
+        acc[2, l] += bb * wgt
+        acc[3, l] += r * wx
+        acc[4, l] += g * wx
+        acc[5, l] += bb * wx
+        acc[6, l] += r * wy
+        acc[7, l] += g * wy
+        acc[8, l] += bb * wy
+        acc[9, l] += r * wxy
+        acc[10, l] += g * wxy
+        acc[11, l] += bb * wxy
+        acc[12, l] += z * wgt
+        acc[13, l] += wgt
+        st[3, l] = Txy * om - Tx * ay - Ty * ax - T * axy
+        st[1, l] = Tx * om - T * ax
+        st[2, l] = Ty * om - T * ay
+        Tnew = Tn if use else (_ZERO if valid else T)
+        st[0, l] = Tnew
+        tsum += Tnew
+    return tsum == _ZERO
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -181,6 +295,8 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
       fxl = np.empty(LANES, np.float32)
       st = np.empty((4, LANES), np.float32)  # T (0 when done), Tx, Ty, Txy
       acc = np.empty((14, LANES), np.float32)  # C, Cx, Cy, Cxy per channel, depth, sum of weights
+      rowcnt = np.empty(LANES, np.int64)
+      rowidx = np.empty((LANES, maxlen), np.int32)
       for t in range(chunk, n_tiles, N_CHUNKS):
         s = offsets[t]
         e = offsets[t + 1]
@@ -198,6 +314,7 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
                         out_tder[py, px, k] = _ZERO
             continue
         _gather_tile(P, s, e, gids, means2d, conics, opac, colors, depths, reach)
+        _bucket_rows(P, n, ty, rowcnt, rowidx)
         for l in range(LANES):
             fxl[l] = f32(tx * LANES + l) + _HALF
         for ly in range(LANES):
@@ -212,68 +329,14 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
                 st[3, l] = _ZERO
                 for q in range(14):
                     acc[q, l] = _ZERO
-            for j in range(n):
-                mx = P[j, 0]
+            for q in range(rowcnt[ly]):
+                j = rowidx[ly, q]
                 dy = fy - P[j, 1]
-                a = P[j, 2]
-                b = P[j, 3]
-                c = P[j, 4]
-                o = P[j, 5]
-                if abs(dy) > P[j, 10]:  # the Gaussian cannot reach alpha >= 1/255 on this row
-                    continue
-                r = P[j, 6]
-                g = P[j, 7]
-                bb = P[j, 8]
-                z = P[j, 9]
-                bdy = b * dy
-                cdy = c * dy
-                tsum = _ZERO
-                for l in range(LANES):
-                    dx = fxl[l] - mx
-                    qx = -(a * dx + bdy)
-                    qy = -(b * dx + cdy)
-                    pw = _HALF * (dx * qx + dy * qy)
-                    araw = o * fexp(pw)
-                    alpha = min(ALPHA_MAX, araw)
-                    T = st[0, l]
-                    Tx = st[1, l]
-                    Ty = st[2, l]
-                    Txy = st[3, l]
-                    Tn = T * (_ONE - alpha)
-                    valid = alpha >= ALPHA_MIN
-                    use = valid and (Tn >= T_MIN)
-                    al = alpha if use else _ZERO
-                    du = use and (araw < ALPHA_MAX)
-                    ax = alpha * qx if du else _ZERO
-                    ay = alpha * qy if du else _ZERO
-                    axy = alpha * (qx * qy - b) if du else _ZERO
-                    om = _ONE - al
-                    wgt = al * T
-                    wx = ax * T + al * Tx
-                    wy = ay * T + al * Ty
-                    wxy = axy * T + ax * Ty + ay * Tx + al * Txy
-                    acc[0, l] += r * wgt
-                    acc[1, l] += g * wgt
-                    acc[2, l] += bb * wgt
-                    acc[3, l] += r * wx
-                    acc[4, l] += g * wx
-                    acc[5, l] += bb * wx
-                    acc[6, l] += r * wy
-                    acc[7, l] += g * wy
-                    acc[8, l] += bb * wy
-                    acc[9, l] += r * wxy
-                    acc[10, l] += g * wxy
-                    acc[11, l] += bb * wxy
-                    acc[12, l] += z * wgt
-                    acc[13, l] += wgt
-                    st[3, l] = Txy * om - Tx * ay - Ty * ax - T * axy
-                    st[1, l] = Tx * om - T * ax
-                    st[2, l] = Ty * om - T * ay
-                    Tnew = Tn if use else (_ZERO if valid else T)
-                    st[0, l] = Tnew
-                    tsum += Tnew
-                if tsum == _ZERO:
-                    break
+                lo, hi = _chord(P, j, dy)
+                if lo > fxl[LANES - 1] or hi < fxl[0]:
+                    continue  # no lane of this row can reach alpha >= 1/255
+                if _lanes_deriv(P, j, dy, fxl, st, acc):
+                    break  # every lane of the row is done
             for l in range(LANES):
                 px = tx * LANES + l
                 if px < width:
