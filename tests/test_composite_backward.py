@@ -1,7 +1,9 @@
 """Backward pass of compositing (render/composite_backward.py and rasterize._Composite).
 
 Oracles: the float64 plain-torch reference twins (splatup.reference.composite / .project) differentiated by
-autograd, and central finite differences of the reference in float64. The float32 kernels and the float64
+autograd (on random scenes and on a real one), central finite differences of the reference in float64, the
+forward kernels themselves (the replay must reproduce them bit for bit) and float64 alpha (every entry that
+can reach alpha >= 1/255 in a lane block must be in that block's bucket). The float32 kernels and the float64
 reference can disagree on a discrete decision (skip, clamp, stop) only where its margin is within rounding;
 such pixels are found by perturbing every opacity by a relative +-1e-4 in the reference (decisions whose
 margin is that small flip), their count is bounded, and the loss ignores them (weights 0) so that the
@@ -11,14 +13,16 @@ comparison everywhere else is strict.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numba
 import numpy as np
 import pytest
 import torch
+from numba import njit
 
 import splatup as su
+from real_views import load, orbit_camera
 from scenes import front_camera, random_scene
 from splatup import reference as ref
 from splatup.reference.composite import CLAMPED, SMOOTH, STOPPED
@@ -154,6 +158,65 @@ def test_gradients_match_float64_reference_autograd(derivatives, seed, width, he
         _assert_close(a.grad, b.grad, name, atol_rel=3e-5, rtol=1e-4)
 
 
+def _visible_only(proj: Projected) -> Projected:
+    """The visible Gaussians of ``proj`` (the others get no gradient and only cost the reference time)."""
+    idx = torch.nonzero(proj.visible).flatten()
+    n = proj.visible.shape[0]
+    return replace(proj, **{f.name: v[idx] for f in fields(proj)
+                            if isinstance(v := getattr(proj, f.name), torch.Tensor) and v.shape[:1] == (n,)})
+
+
+@pytest.mark.parametrize("derivatives", [True, False], ids=["derivatives", "plain"])
+def test_gradients_match_float64_reference_on_a_real_scene(shared_data, derivatives):
+    """plant.splat (trained 3DGS: elongated, tilted, nearly opaque and faint Gaussians, lists of hundreds) seen
+    whole in 48 x 40 pixels: the kernels' gradients against float64 autograd of the reference."""
+    scene = load(shared_data, "plant")
+    width, height = 48, 40
+    cam = orbit_camera(scene, "plant", width, height, 30.0, 20.0)
+    with torch.no_grad():
+        proj = _visible_only(project(scene, cam))
+    bins = _bins(proj, width, height)
+    assert bins.n_pairs > 50_000 and np.diff(bins.offsets).max() > 1000  # long lists: a real test of the sweep
+    flips, trace = _borderline(proj, width, height)
+    assert (trace == STOPPED).any(1).sum() >= 100  # (clamped entries: the random scenes above)
+    assert flips.float().mean() <= 0.03, f"{int(flips.sum())} borderline pixels"
+    g = torch.Generator().manual_seed(8)
+    weights = {k: torch.randn(height, width, 1 if k == "alpha" else 3, generator=g, dtype=torch.float64)
+               for k in PLANES}
+    for w in weights.values():
+        w[flips] = 0.0
+    planes = PLANES if derivatives else PLANES[:2]
+    leaves32, leaves64 = _leaves(proj, torch.float32), _leaves(proj, torch.float64)
+    _loss(_fast(leaves32, proj, bins, width, height, derivatives), weights, planes).backward()
+    _loss(_reference(leaves64, proj, width, height, derivatives), weights, planes).backward()
+    for name, a, b in zip(("means2d", "conics", "opacities", "colors"), leaves32, leaves64, strict=True):
+        assert b.grad.abs().max() > 0, name
+        _assert_close(a.grad, b.grad, name, atol_rel=3e-5, rtol=1e-4)
+
+
+def test_absent_upstream_gradients_are_zero():
+    """An output the loss does not use reaches backward as None (no zero-filled image is made); the result is
+    bit for bit the one of an explicit zero upstream gradient."""
+    width, height = 36, 30
+    proj = _projected(150, width, height, seed=4)
+    bins = _bins(proj, width, height)
+    g = torch.Generator().manual_seed(6)
+    w = torch.randn(height, width, 3, generator=g)
+    for derivatives in (True, False):
+        grads = []
+        for explicit_zero in (False, True):
+            leaves = _leaves(proj, torch.float32)
+            out = _fast(leaves, proj, bins, width, height, derivatives)
+            loss = (out["color"] * w).sum()
+            if explicit_zero:
+                loss = loss + 0.0 * out["alpha"].sum() + (0.0 * (out["dx"] + out["dy"] + out["dxy"]).sum()
+                                                        if derivatives else 0.0)
+            loss.backward()
+            grads.append([x.grad for x in leaves])
+        for a, b in zip(*grads, strict=True):
+            assert torch.equal(a, b)
+
+
 def test_only_derivative_planes_and_transmittance_reach_the_gradient():
     """Each upstream plane alone (dx only, dxy only, alpha only) gives the reference's gradient: no plane's
     contribution is lost or mixed into another's."""
@@ -224,11 +287,12 @@ def _per_entry_weights_backward(proj, bins, width, height, derivatives) -> np.nd
                 else:
                     g[3][ly::16, lx::16, 0] = 1.0
                 if derivatives:
-                    KB.composite_backward_derivatives(m2, con, op, col, bins.offsets, bins.gids, width, height,
-                                                      bins.tiles_x, bg, g[0], gt, g[1], g[2], g[3], rows, rt)
+                    KB.composite_backward_derivatives(m2, con, op, col, bins.reach, bins.offsets, bins.gids,
+                                                      width, height, bins.tiles_x, bg, g[0], gt, g[1], g[2], g[3],
+                                                      rows, rt)
                 else:
-                    KB.composite_backward(m2, con, op, col, bins.offsets, bins.gids, width, height, bins.tiles_x,
-                                          bg, g[0], gt, rows, rt)
+                    KB.composite_backward(m2, con, op, col, bins.reach, bins.offsets, bins.gids, width,
+                                          height, bins.tiles_x, bg, g[0], gt, rows, rt)
                 py = tile // bins.tiles_x * 16 + ly
                 px = tile % bins.tiles_x * 16 + lx
                 ok = (py < height) & (px < width)
@@ -294,6 +358,79 @@ def test_replay_reproduces_the_forward_exactly(derivatives, scene):
             assert np.abs(wf[k] - wb[k]).max() <= 1e-6 * max(1.0, np.abs(wf[k]).max())
 
 
+@njit(cache=False)
+def _block_members(means2d, conics, opac, colors, reach, offsets, gids, tiles_x):
+    """[M, 16] bool: list entry k is in the bucket of its tile's 4 x 4 lane block b (the backward's own rule)."""
+    out = np.zeros((gids.shape[0], KB.NBLK), np.bool_)
+    maxlen = KB._max_list(offsets)
+    P = np.empty((maxlen, KB.NPACK), np.float32)
+    bcnt = np.empty(KB.NBLK, np.int64)
+    bidx = np.empty((KB.NBLK, maxlen), np.int32)
+    for t in range(offsets.shape[0] - 1):
+        s = offsets[t]
+        e = offsets[t + 1]
+        if e > s:
+            KB._gather_tile(P, s, e, gids, means2d, conics, opac, colors, reach)
+            KB._bucket_blocks(P, e - s, t % tiles_x, t // tiles_x, bcnt, bidx)
+            for b in range(KB.NBLK):
+                for q in range(bcnt[b]):
+                    out[s + bidx[b, q], b] = True
+    return out
+
+
+def _blocks_reached(proj: Projected, bins, width: int, height: int, margin: float = 1e-4) -> np.ndarray:
+    """[M, 16] bool, float64: list entry k reaches alpha >= (1/255)(1 - margin) at some pixel of block b inside
+    the image (the margin makes entries on the threshold to within float32 rounding count as reaching it)."""
+    tile = np.repeat(np.arange(len(bins.offsets) - 1), np.diff(bins.offsets))
+    g = bins.gids
+    m, c = proj.means2d.double().numpy()[g], proj.conics.double().numpy()[g]
+    o = proj.opacities.double().numpy()[g]
+    ly, lx = (v.ravel() for v in np.meshgrid(np.arange(16), np.arange(16), indexing="ij"))
+    block = (ly // 4) * 4 + lx // 4
+    out = np.zeros((len(g), 16), bool)
+    for i0 in range(0, len(g), 4096):
+        sl = slice(i0, i0 + 4096)
+        px = (tile[sl] % bins.tiles_x)[:, None] * 16 + lx
+        py = (tile[sl] // bins.tiles_x)[:, None] * 16 + ly
+        dx, dy = px + 0.5 - m[sl, :1], py + 0.5 - m[sl, 1:]
+        alpha = o[sl, None] * np.exp(-0.5 * (c[sl, :1] * dx * dx + 2 * c[sl, 1:2] * dx * dy + c[sl, 2:] * dy * dy))
+        hit = (alpha >= (1.0 - margin) / 255.0) & (px < width) & (py < height)
+        for b in range(16):
+            out[sl, b] = hit[:, block == b].any(1)
+    return out
+
+
+@pytest.mark.parametrize("scene", ["plant", "thresholds", "elongated"])
+def test_block_buckets_hold_every_entry_that_can_contribute(shared_data, scene):
+    """The replay visits, per 4 x 4 lane block, only the entries of its bucket: every entry that reaches
+    alpha >= 1/255 (float64, with a margin) at a pixel of the block must be in it. And the buckets must be
+    tight, else the test above proves little and the backward wastes work."""
+    if scene == "plant":
+        width, height = 128, 96
+        real = load(shared_data, "plant")
+        with torch.no_grad():
+            proj = project(real, orbit_camera(real, "plant", width, height, 30.0, 20.0))
+    elif scene == "thresholds":
+        width, height = 40, 36
+        proj = _threshold_scene(width, height, 12)
+    else:  # thin, tilted Gaussians up to 40 px long: the chords of a block's rows differ widely
+        width, height = 70, 45
+        cam = front_camera(width, height)
+        with torch.no_grad():
+            proj = project(random_scene(400, cam, seed=3, sigma_px=(0.3, 14.0), opacity=(0.05, 1.0)), cam)
+    bins = _bins(proj, width, height)
+    members = _block_members(*(x.detach().contiguous().numpy() for x in
+                               (proj.means2d, proj.conics, proj.opacities, proj.colors)),
+                             bins.reach, bins.offsets, bins.gids, bins.tiles_x)
+    reached = _blocks_reached(proj, bins, width, height)
+    assert reached.sum() > 500
+    missing = reached & ~members
+    assert not missing.any(), f"{int(missing.sum())} (entry, block) pairs that can contribute are not visited"
+    # (on the threshold scene most Gaussians barely touch 1/255, so the bucket rule's safety margins weigh more)
+    slack = 1.5 if scene == "thresholds" else 1.2
+    assert members.sum() <= slack * reached.sum(), f"loose buckets: {members.sum()} for {reached.sum()} needed"
+
+
 def test_replayed_transmittance_matches_forward():
     """On a denser scene (list lengths in the hundreds) the replay's final T equals the forward's to rounding
     (a flipped decision would move it by at least alpha T >= 4e-7 and typically far more)."""
@@ -302,23 +439,22 @@ def test_replayed_transmittance_matches_forward():
     with torch.no_grad():
         proj = project(random_scene(4000, cam, seed=5, opacity=(0.05, 0.999)), cam)
     bins = _bins(proj, width, height)
-    arrs = [x.contiguous().numpy() for x in (proj.means2d, proj.conics, proj.opacities, proj.colors)]
+    arrs = [x.contiguous().numpy() for x in (proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths)]
     bg = np.asarray(BG, np.float32)
     z3 = np.zeros((height, width, 3), np.float32)
     z1 = np.zeros((height, width), np.float32)
+    e3, e1 = np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32)  # absent upstream gradients
     rows = np.empty((bins.n_pairs, KB.NGRAD), np.float32)
+    lists = (bins.reach, bins.offsets, bins.gids, width, height, bins.tiles_x, bg)
     for derivatives in (False, True):
         c, dx, dy, dxy, td = (np.empty((height, width, 3), np.float32) for _ in range(5))
         tr, dp, rt = (np.empty((height, width), np.float32) for _ in range(3))
         if derivatives:
-            K.composite_forward_derivatives(*arrs, proj.depths.numpy(), bins.reach, bins.offsets, bins.gids, width,
-                                            height, bins.tiles_x, bg, c, tr, dp, dx, dy, dxy, td)
-            KB.composite_backward_derivatives(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1,
-                                              z3, z3, z3, rows, rt)
+            K.composite_forward_derivatives(*arrs, *lists, c, tr, dp, dx, dy, dxy, td)
+            KB.composite_backward_derivatives(*arrs[:4], *lists, z3, z1, z3, e3, z3, rows, rt)
         else:
-            K.composite_forward(*arrs, proj.depths.numpy(), bins.reach, bins.offsets, bins.gids, width, height,
-                                bins.tiles_x, bg, c, tr, dp)
-            KB.composite_backward(*arrs, bins.offsets, bins.gids, width, height, bins.tiles_x, bg, z3, z1, rows, rt)
+            K.composite_forward(*arrs, *lists, c, tr, dp)
+            KB.composite_backward(*arrs[:4], *lists, e3, e1, rows, rt)
         trans = 1.0 - tr  # the forward returns alpha = 1 - T_final
         assert trans.min() < 1e-3  # saturated pixels exist
         assert np.abs(trans - rt).max() < 1e-6

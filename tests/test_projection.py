@@ -4,13 +4,16 @@ Per Gaussian: means2d, conics, opacities (classic and antialiased), colours (SH 
 and the visible flag. Float64 fast vs float64 reference must agree to round-off (same maths, different
 formulation); the float32 fast path (what rasterize uses) vs the float64 reference to float32 round-off.
 Also: degenerate and hostile Gaussians (behind / straddling the camera, zero and huge scales, unnormalised
-quaternions) give finite values and are culled where they must be.
+quaternions) give finite values and are culled where they must be; the binning data the projection kernel
+computes equals tiles.contribution_extents of its own outputs; the kernels' inlined exp and log against libm;
+argument errors. Gradients: tests/test_projection_backward.py.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -19,6 +22,7 @@ from real_views import garden, load, orbit_camera
 from scenes import front_camera, random_scene
 from splatup import reference as ref
 from splatup.render.project import Projected, project
+from splatup.render.tiles import contribution_extents
 
 FIELDS = ("means2d", "conics", "opacities", "colors", "depths", "extents", "radii")
 
@@ -292,3 +296,70 @@ def test_fast_project_gradients_match_reference():
         scale = float(b.abs().max())
         assert scale > 0 and torch.isfinite(a).all()
         assert float((a - b).abs().max()) <= 1e-10 * scale, f"d loss / d {name} differs"
+
+
+# ---------------------------------------------------------------------------------------------- binning data
+def check_binning_data(p: Projected, label: str) -> None:
+    """project()'s bin_extents, reach and alive are tiles.contribution_extents of its own outputs."""
+    ext, reach, alive = contribution_extents(p.extents.detach().numpy(), p.opacities.detach().numpy(),
+                                             p.visible.numpy())
+    assert p.bin_extents.dtype == torch.float32 and p.reach.dtype == torch.float32 and p.alive.dtype == torch.bool
+    assert np.array_equal(p.alive.numpy(), alive), f"{label}: alive differs"
+    assert alive.sum() > 0
+    # the kernel's exp/log differ from numpy's by an ulp or two of float64: float32 results equal up to 1 ulp
+    np.testing.assert_allclose(p.bin_extents.numpy()[alive], ext[alive], rtol=2.5e-7, atol=0, err_msg=label)
+    np.testing.assert_allclose(p.reach.numpy()[alive], reach[alive], rtol=2.5e-7, atol=0, err_msg=label)
+
+
+@pytest.mark.parametrize("mode", ["classic", "antialiased"])
+def test_binning_data_is_contribution_extents(shared_data, mode):
+    cam = front_camera(64, 48)
+    scene = random_scene(2000, cam, seed=2, opacity=(0.001, 0.999), margin_px=30.0)
+    check_binning_data(project(scene, cam, mode=mode), f"random {mode}")
+    check_binning_data(project(scene.to(torch.float64), cam, mode=mode), f"random float64 {mode}")
+    plant = load(shared_data, "plant")
+    check_binning_data(project(plant, orbit_camera(plant, "plant", 320, 180), mode=mode), f"plant {mode}")
+    hostile, _ = hostile_scene(torch.float32)
+    p = project(hostile, cam, mode=mode)
+    for t in (p.bin_extents, p.reach):
+        assert torch.isfinite(t).all()
+    assert not p.alive[~p.visible].any()
+
+
+def test_inline_exp_log_accuracy():
+    """The kernels' inlined float64 exp and log against libm: within 1 and 2 ulp; exp's range ends."""
+    from numba import njit
+
+    from splatup.render.project_kernels import exp64, log64
+
+    @njit(cache=False)
+    def apply(f_exp, xs):
+        out = np.empty_like(xs)
+        for i in range(xs.shape[0]):
+            out[i] = exp64(xs[i]) if f_exp else log64(xs[i])
+        return out
+
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.uniform(-700, 709, 20000), rng.uniform(-30, 30, 20000), rng.uniform(-1e-3, 1e-3, 1000)])
+    ulp = np.abs(apply(True, x) - np.exp(x)) / np.spacing(np.exp(x))
+    assert ulp.max() <= 1.0
+    y = np.concatenate([np.exp(rng.uniform(-700, 700, 20000)), rng.uniform(0.5, 2.0, 20000), [1.0, 2.0, 0.5]])
+    err = np.abs(apply(False, y) - np.log(y))
+    assert (err <= 2 * np.spacing(np.abs(np.log(y))) + 1e-300).all()
+    assert apply(False, np.array([1.0]))[0] == 0.0
+    ends = apply(True, np.array([-1000.0, -707.5, 0.0, 709.78, 709.8, 1e300]))
+    assert ends[0] == 0.0 and ends[1] == 0.0 and ends[2] == 1.0
+    assert ends[3] == np.exp(709.78) and np.isinf(ends[4]) and np.isinf(ends[5])
+
+
+def test_bad_arguments():
+    cam = front_camera()
+    scene = random_scene(10, cam)
+    with pytest.raises(su.SplatupInputError, match="sh_degree"):
+        project(scene, cam, sh_degree=-1)
+    with pytest.raises(su.SplatupInputError, match="float32 or float64"):
+        project(scene.to(torch.float16), cam)
+    with pytest.raises(su.SplatupInputError, match="mode"):
+        project(scene, cam, mode="fancy")
+    empty = project(su.Gaussians.empty(2), cam)
+    assert empty.means2d.shape == (0, 2) and empty.colors.shape == (0, 3) and empty.alive.shape == (0,)

@@ -47,10 +47,8 @@ MAX_POINTS = 4096  # points evaluated together
 
 def projected_to(proj: Projected, dtype: torch.dtype) -> Projected:
     """Copy of ``proj`` with every floating-point field converted to ``dtype`` (visible stays bool)."""
-    return replace(
-        proj,
-        **{f.name: getattr(proj, f.name).to(dtype) for f in fields(proj) if getattr(proj, f.name).is_floating_point()},
-    )
+    vals = {f.name: getattr(proj, f.name) for f in fields(proj)}
+    return replace(proj, **{k: v.to(dtype) for k, v in vals.items() if v is not None and v.is_floating_point()})
 
 
 def tile_ranges(proj: Projected, width: int, height: int, tile_size: int = 16) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """EWA projection of 3D Gaussians to screen-space 2D Gaussians, with culling and SH colour.
 
-Vectorised torch over Gaussians (differentiable by autograd; the per-Gaussian work is small next to
-compositing). Conventions follow gsplat "classic" / INRIA 3DGS with pixel centres at +0.5:
+Numba kernels (:mod:`.project_kernels`), one parallel pass over the Gaussians forward and one backward, wrapped
+in a ``torch.autograd.Function``. Conventions follow gsplat "classic" / INRIA 3DGS with pixel centres at +0.5:
 
 - camera point p = R mean + t; culled if p.z <= near_plane or p.z >= far_plane;
 - 2D mean = (fx x / z + cx, fy y / z + cy) in pixels of this camera (pixel i's centre is at i + 0.5);
@@ -12,25 +12,38 @@ compositing). Conventions follow gsplat "classic" / INRIA 3DGS with pixel centre
 - conic = (Sigma2D + dilation I)^-1 stored as (a, b, c) = (inv_xx, inv_xy, inv_yy);
 - extents = 3 sqrt(diag(Sigma2D + dilation I)): the half-widths of the axis-aligned box of the 3-sigma
   ellipse; radii = 3 sqrt(largest eigenvalue) (the scalar INRIA densification uses);
-- culled if the 3-sigma box misses the image or the 2D covariance is not finite and positive definite.
+- culled if the 3-sigma box misses the image or the 2D covariance is not finite (in the scene's dtype) and
+  positive definite. Everything is computed in float64 and rounded to the scene's dtype when stored, so huge
+  but finite covariances are kept.
+
+Culled rows hold finite placeholders (means2d 0, radii 0, conic (1, 0, 1), extents 3; antialiased opacity
+x 1e-6 where the covariance is culled) and get no gradient through them. Differentiable outputs: means2d,
+conics, opacities and colors, w.r.t. means, quats (unnormalised), log_scales, opacity_logits and sh; depths,
+extents, radii, visible and the binning data are not differentiable. The camera is not differentiable.
+
+The forward pass also applies :func:`splatup.render.tiles.contribution_extents` (the opacity-aware binning
+rule) to the stored opacities and extents, so :func:`~splatup.render.rasterize.rasterize` bins straight away.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+from torch.autograd.function import once_differentiable
 
 from ..camera import Camera
 from ..errors import SplatupInputError
-from ..gaussians import Gaussians, quat_to_rotmat, sh_colors
+from ..gaussians import Gaussians, num_sh_coeffs, sh_degree_from_coeffs
+from . import project_kernels as PK
+from .tiles import ALPHA_MIN, REACH_MARGIN
 
 RASTERIZE_MODES = ("classic", "antialiased")
 DEFAULT_DILATION = 0.3
 DEFAULT_NEAR = 0.01
 DEFAULT_FAR = 1e10
-SIGMA_EXTENT = 3.0
-FOV_CLAMP = 1.3
+FOV_MARGIN = 0.3  # the Jacobian point may leave the view by 30 % of a centred half field of view (1.3x clamp)
 
 
 @dataclass
@@ -39,6 +52,9 @@ class Projected:
 
     means2d [N, 2] px, conics [N, 3] (a, b, c) px^-2, opacities [N] (antialiasing factor applied),
     colors [N, 3], depths [N] camera z, extents [N, 2] px, radii [N] px, visible [N] bool.
+    Binning data (filled by :func:`project`, None from the reference twin), as
+    :func:`splatup.render.tiles.contribution_extents` returns it: bin_extents [N, 2] float32 px, reach [N]
+    float32 px, alive [N] bool.
     """
 
     means2d: torch.Tensor
@@ -49,6 +65,9 @@ class Projected:
     extents: torch.Tensor
     radii: torch.Tensor
     visible: torch.Tensor
+    bin_extents: torch.Tensor | None = None
+    reach: torch.Tensor | None = None
+    alive: torch.Tensor | None = None
 
 
 def check_mode(mode: str, dilation: float, near_plane: float = DEFAULT_NEAR, far_plane: float = DEFAULT_FAR) -> None:
@@ -65,21 +84,96 @@ def check_mode(mode: str, dilation: float, near_plane: float = DEFAULT_NEAR, far
         raise SplatupInputError(f"rasterize: dilation must be a finite number >= 0 (px^2), got {dilation!r}")
 
 
-def _rotation_entries(quats: torch.Tensor) -> list[list[torch.Tensor]]:
-    """Entries R[i][j] ([N] tensors) of the rotation of quaternions [N, 4] (w, x, y, z), normalised first."""
-    q = quats / torch.linalg.vector_norm(quats, dim=-1, keepdim=True)
-    w, x, y, z = q.unbind(-1)
-    return [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ]
+@dataclass(frozen=True)
+class _Setup:
+    """Everything the kernels need besides the scene: float64 camera arrays and the parameter vector."""
+
+    k_act: int
+    Rc: np.ndarray  # [3, 3]
+    tc: np.ndarray  # [3]
+    centre: np.ndarray  # [3]
+    prm: np.ndarray  # [PK.N_PARAMS]
+    antialiased: bool
 
 
-def covariance_3d(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """[N, 3, 3] world covariances R S S^T R^T from quaternions [N, 4] (w, x, y, z) and scales [N, 3]."""
-    M = quat_to_rotmat(quats) * scales[:, None, :]
-    return M @ M.transpose(1, 2)
+def _setup(scene: Gaussians, cam: Camera, dilation: float, mode: str, near_plane: float, far_plane: float,
+           sh_degree: int | None) -> _Setup:
+    """Kernel constants: active SH coefficients, camera arrays, FOV clamp limits, culling and binning constants."""
+    k = scene.sh.shape[1]
+    if sh_degree is not None:
+        if isinstance(sh_degree, bool) or not isinstance(sh_degree, (int, np.integer)) or sh_degree < 0:
+            raise SplatupInputError(f"project: sh_degree must be None or an integer >= 0, got {sh_degree!r}")
+        k = num_sh_coeffs(min(int(sh_degree), sh_degree_from_coeffs(k)))
+    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
+    W, H = cam.width, cam.height
+    prm = np.empty(PK.N_PARAMS, np.float64)
+    prm[[PK.FX, PK.FY, PK.CX, PK.CY]] = fx, fy, cx, cy
+    prm[PK.LIM_XN] = cx / fx + FOV_MARGIN * 0.5 * W / fx
+    prm[PK.LIM_XP] = (W - cx) / fx + FOV_MARGIN * 0.5 * W / fx
+    prm[PK.LIM_YN] = cy / fy + FOV_MARGIN * 0.5 * H / fy
+    prm[PK.LIM_YP] = (H - cy) / fy + FOV_MARGIN * 0.5 * H / fy
+    prm[[PK.WIDTH, PK.HEIGHT, PK.DILATION, PK.NEAR, PK.FAR]] = W, H, dilation, near_plane, far_plane
+    prm[PK.COV_MAX] = torch.finfo(scene.dtype).max
+    prm[PK.K2_DEN] = ALPHA_MIN * (1.0 - REACH_MARGIN)
+    prm[PK.K_MUL] = 1.0 + REACH_MARGIN
+    prm[PK.K_CAP] = 3.0 * (1.0 + REACH_MARGIN)
+    f64 = np.float64
+    return _Setup(
+        k_act=k,
+        Rc=np.ascontiguousarray(cam.R.numpy(), f64),
+        tc=np.ascontiguousarray(cam.t.numpy(), f64),
+        centre=np.ascontiguousarray(cam.center.numpy(), f64),
+        prm=prm,
+        antialiased=mode == "antialiased",
+    )
+
+
+def _arrays(tensors, dtype: torch.dtype) -> list[np.ndarray]:
+    """Detached, contiguous numpy views in ``dtype`` (a copy only when the dtype or layout differ)."""
+    return [t.detach().to(dtype).contiguous().numpy() for t in tensors]
+
+
+def _forward(setup: _Setup, means, quats, log_scales, opacity_logits, sh) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Run the forward kernel; returns the 11 output tensors (Projected's field order) and the status bits."""
+    dt = means.dtype
+    n = means.shape[0]
+    out = [torch.empty(n, 2, dtype=dt), torch.empty(n, 3, dtype=dt), torch.empty(n, dtype=dt),
+           torch.empty(n, 3, dtype=dt), torch.empty(n, dtype=dt), torch.empty(n, 2, dtype=dt),
+           torch.empty(n, dtype=dt), torch.empty(n, dtype=torch.bool), torch.empty(n, 2, dtype=torch.float32),
+           torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.bool)]
+    status = np.empty(n, np.uint8)
+    m2, con, op, col, dep, ext, rad, vis, bext, reach, alive = (t.numpy() for t in out)
+    PK.project_forward(*_arrays((means, quats, log_scales, opacity_logits, sh), dt), setup.k_act, setup.Rc,
+                       setup.tc, setup.centre, setup.prm, setup.antialiased,
+                       m2, con, op, col, dep, ext, rad, vis, status, bext, reach, alive)
+    return out, status
+
+
+class _ProjectFunction(torch.autograd.Function):
+    """Projection as an autograd node: scene tensors in, the 11 output tensors out (first four differentiable)."""
+
+    @staticmethod
+    def forward(ctx, means, quats, log_scales, opacity_logits, sh, setup):
+        out, status = _forward(setup, means, quats, log_scales, opacity_logits, sh)
+        ctx.mark_non_differentiable(*out[4:])
+        ctx.save_for_backward(means, quats, log_scales, opacity_logits, sh)
+        ctx.setup = setup
+        ctx.status = status
+        return tuple(out)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_means2d, g_conics, g_opacities, g_colors, *_non_differentiable):
+        inputs = ctx.saved_tensors
+        setup: _Setup = ctx.setup
+        dt = inputs[0].dtype
+        grads = [torch.empty(t.shape, dtype=dt) for t in inputs]
+        PK.project_backward(*_arrays(inputs, dt), setup.k_act, setup.Rc, setup.tc, setup.centre, setup.prm,
+                            setup.antialiased, ctx.status,
+                            *_arrays((g_means2d, g_conics, g_opacities, g_colors), dt),
+                            *(g.numpy() for g in grads))
+        return (*(g.to(t.dtype) if need else None
+                  for g, t, need in zip(grads, inputs, ctx.needs_input_grad[:5], strict=True)), None)
 
 
 def project(
@@ -94,7 +188,7 @@ def project(
     """Project every Gaussian of ``scene`` into ``cam`` (see module docstring). Differentiable.
 
     Args:
-        scene: N Gaussians (float32 or float64; the result has the same dtype).
+        scene: N Gaussians (float32 or float64 CPU tensors; the result has the same dtype).
         cam: the camera.
         dilation: px^2 added to each 2D covariance.
         mode: "classic" or "antialiased".
@@ -102,86 +196,14 @@ def project(
         sh_degree: evaluate SH only up to this degree (None: all).
     """
     check_mode(mode, dilation, near_plane, far_plane)
-    dt = scene.dtype
-    R = cam.R.to(dt)
-    t = cam.t.to(dt)
-    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
-    W, H = cam.width, cam.height
-
-    p = scene.means @ R.T + t  # [N, 3]
-    x, y, z = p.unbind(-1)
-    in_depth = (z > near_plane) & (z < far_plane)
-    zs = torch.where(in_depth, z, torch.ones_like(z))  # safe denominators for culled rows
-
-    # perspective Jacobian at the clamped direction (gsplat _persp_proj / INRIA computeCov2D)
-    tan_x, tan_y = 0.5 * W / fx, 0.5 * H / fy
-    lim_x_pos = (W - cx) / fx + 0.3 * tan_x
-    lim_x_neg = cx / fx + 0.3 * tan_x
-    lim_y_pos = (H - cy) / fy + 0.3 * tan_y
-    lim_y_neg = cy / fy + 0.3 * tan_y
-    tx = zs * torch.clamp(x / zs, -lim_x_neg, lim_x_pos)
-    ty = zs * torch.clamp(y / zs, -lim_y_neg, lim_y_pos)
-    # Sigma2D = A A^T with A = J W R_g S (2x3 per Gaussian), written out elementwise: batched 3x3 matmuls
-    # are slow in torch on CPU, while these [N] elementwise ops vectorise well.
-    Wc = cam.R.tolist()
-    iz = 1.0 / zs
-    jx, jxz = fx * iz, -fx * tx * iz * iz
-    jy, jyz = fy * iz, -fy * ty * iz * iz
-    t0 = [jx * Wc[0][k] + jxz * Wc[2][k] for k in range(3)]  # row 0 of J W
-    t1 = [jy * Wc[1][k] + jyz * Wc[2][k] for k in range(3)]  # row 1 of J W
-    Rg = _rotation_entries(scene.quats)
-    sc = scene.scales.unbind(-1)
-    a0 = [(t0[0] * Rg[0][k] + t0[1] * Rg[1][k] + t0[2] * Rg[2][k]) * sc[k] for k in range(3)]
-    a1 = [(t1[0] * Rg[0][k] + t1[1] * Rg[1][k] + t1[2] * Rg[2][k]) * sc[k] for k in range(3)]
-    sxx = a0[0] * a0[0] + a0[1] * a0[1] + a0[2] * a0[2]
-    sxy = a0[0] * a1[0] + a0[1] * a1[1] + a0[2] * a1[2]
-    syy = a1[0] * a1[0] + a1[1] * a1[1] + a1[2] * a1[2]
-    # 2x2 determinant, inverse and eigenvalue in float64: in float32 the determinant overflows for 2D sigmas above
-    # ~4e9 px, finite positive definite covariances that must render (as a near-uniform veil), not be culled
-    sxx64, sxy64, syy64 = sxx.double(), sxy.double(), syy.double()
-    det_raw = sxx64 * syy64 - sxy64 * sxy64
-    dxx, dyy = sxx64 + dilation, syy64 + dilation
-    det = dxx * dyy - sxy64 * sxy64
-    ok_cov = torch.isfinite(det) & torch.isfinite(dxx) & torch.isfinite(dyy) & (det > 0) & (dxx > 0) & (dyy > 0)
-    ok = in_depth & ok_cov
-    # safe values for rows that will be culled, so no NaN or Inf reaches autograd
-    one = torch.ones_like(det)
-    det_s = torch.where(ok, det, one)
-    dxx_s = torch.where(ok, dxx, one)
-    dyy_s = torch.where(ok, dyy, one)
-    sxy_s = torch.where(ok, sxy64, torch.zeros_like(sxy64))
-    conics = torch.stack([dyy_s / det_s, -sxy_s / det_s, dxx_s / det_s], dim=-1).to(dt)
-
-    means2d = torch.stack([fx * x / zs + cx, fy * y / zs + cy], dim=-1)
-    extents = SIGMA_EXTENT * torch.sqrt(torch.stack([dxx_s, dyy_s], dim=-1)).to(dt)
-    mid = 0.5 * (dxx_s + dyy_s)
-    lam = mid + torch.sqrt(torch.clamp_min(mid * mid - det_s, 0.0) + 1e-12)
-    radii = (SIGMA_EXTENT * torch.sqrt(lam)).to(dt)
-
-    opac = scene.opacities
-    if mode == "antialiased":
-        det_raw_s = torch.where(ok, det_raw, torch.zeros_like(det_raw))
-        # clamp away from 0 so the square root keeps a finite gradient for degenerate (flat) Gaussians
-        opac = opac * torch.sqrt(torch.clamp_min(det_raw_s / det_s, 1e-12)).to(dt)
-
-    on_screen = (
-        (means2d[:, 0] + extents[:, 0] > 0)
-        & (means2d[:, 0] - extents[:, 0] < W)
-        & (means2d[:, 1] + extents[:, 1] > 0)
-        & (means2d[:, 1] - extents[:, 1] < H)
-        & torch.isfinite(means2d).all(-1)
-    )
-    visible = ok & on_screen
-    means2d = torch.where(visible[:, None], means2d, torch.zeros_like(means2d))
-
-    colors = sh_colors(scene.sh, scene.means, cam.center.to(dt), degree=sh_degree)
-    return Projected(
-        means2d=means2d,
-        conics=conics,
-        opacities=opac,
-        colors=colors,
-        depths=z,
-        extents=extents,
-        radii=torch.where(visible, radii, torch.zeros_like(radii)),
-        visible=visible,
-    )
+    if scene.dtype not in (torch.float32, torch.float64):
+        raise SplatupInputError(f"project: the scene must be float32 or float64, got {scene.dtype}")
+    if scene.device.type != "cpu":
+        raise SplatupInputError(f"project: the scene must be on the CPU, got device {scene.device}")
+    setup = _setup(scene, cam, dilation, mode, near_plane, far_plane, sh_degree)
+    inputs = (scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        out = _ProjectFunction.apply(*inputs, setup)
+    else:
+        out, _ = _forward(setup, *inputs)
+    return Projected(*out)

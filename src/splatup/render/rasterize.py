@@ -1,6 +1,6 @@
 """``rasterize()``: scene + camera -> colour, alpha, depth and (optionally) exact image derivatives.
 
-Phases: projection (torch, differentiable), binning and depth sort (numba), compositing (numba, wrapped
+Phases: projection (numba, differentiable), binning and depth sort (numba), compositing (numba, wrapped
 in a ``torch.autograd.Function``).
 """
 
@@ -20,7 +20,7 @@ from ..gaussians import Gaussians
 from . import composite as K
 from . import composite_backward as KB
 from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
-from .tiles import TILE_SIZE, TileBins, bin_gaussians, contribution_extents
+from .tiles import TILE_SIZE, TileBins, bin_gaussians
 
 
 @dataclass
@@ -76,11 +76,12 @@ class _Composite(torch.autograd.Function):
     bg (float32 [3] numpy), derivatives) -> color [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1] (not
     differentiable), dx, dy, dxy [H, W, 3] (empty without derivatives).
 
-    backward: the numba kernels of :mod:`.composite_backward` replay the forward per tile row and sweep
-    back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
+    backward: the numba kernels of :mod:`.composite_backward` replay the forward per 4 x 4 pixel block and
+    sweep back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
     own rows, race-free); a parallel pass over ranges of Gaussian ids sums them per Gaussian. Upstream
-    gradients of colour, transmittance and (with derivatives) dx, dy, dxy are used; the depth sum is not
-    differentiable.
+    gradients of colour, transmittance and (with derivatives) dx, dy, dxy are used; an output the loss does
+    not use arrives as None and costs nothing; the depth sum is not differentiable. The forward keeps its
+    float32 input arrays (views of the inputs when those are float32) for the replay.
     """
 
     @staticmethod
@@ -107,7 +108,9 @@ class _Composite(torch.autograd.Function):
             K.composite_forward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
                                 color.numpy(), a2, d2)
         ctx.mark_non_differentiable(depth)
+        ctx.set_materialize_grads(False)  # unused outputs reach backward as None, not as zero-filled images
         ctx.save_for_backward(means2d, conics, opacities, colors)
+        ctx.arrays = arrs[:4]  # float32 views (or copies, for other dtypes): the backward replays these values
         ctx.bins = bins
         ctx.size = (W, H)
         ctx.bg = bg
@@ -116,27 +119,24 @@ class _Composite(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_color, g_alpha, g_depth, g_dx, g_dy, g_dxy):
-        means2d, conics, opacities, colors = ctx.saved_tensors
+        means2d, conics, opacities, colors = ctx.saved_tensors  # (checks that no input was modified in place)
         bins = ctx.bins
         W, H = ctx.size
-        arrs = [_f32(x) for x in (means2d, conics, opacities, colors)]  # the very values the forward used
+        arrs = ctx.arrays  # the very float32 values the forward used
         M = bins.n_pairs
         rows = torch.empty(M, KB.NGRAD)
         replay_trans = torch.empty(H, W)
-
-        def up(g, shape):  # upstream gradient as a contiguous float32 array (zeros when absent)
-            return torch.zeros(shape).numpy() if g is None or g.numel() == 0 else _f32(g)
-
-        gc = up(g_color, (H, W, 3))
+        gc = _upstream(g_color)
         # alpha = 1 - T_final: the kernels take the gradient of the final transmittance
-        gt = np.ascontiguousarray(-up(g_alpha, (H, W, 1))[..., 0])
+        gt = _upstream(g_alpha)
+        gt = np.ascontiguousarray(-gt[..., 0]) if gt.size else np.empty((0, 0), np.float32)
         if ctx.derivatives:
             KB.composite_backward_derivatives(
-                *arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
-                up(g_dx, (H, W, 3)), up(g_dy, (H, W, 3)), up(g_dxy, (H, W, 3)), rows.numpy(), replay_trans.numpy(),
+                *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
+                _upstream(g_dx), _upstream(g_dy), _upstream(g_dxy), rows.numpy(), replay_trans.numpy(),
             )
         else:
-            KB.composite_backward(*arrs, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
+            KB.composite_backward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
                                   rows.numpy(), replay_trans.numpy())
         n = means2d.shape[0]
         g_means, g_conics, g_opac, g_colors = torch.empty(n, 2), torch.empty(n, 3), torch.empty(n), torch.empty(n, 3)
@@ -148,6 +148,14 @@ class _Composite(torch.autograd.Function):
         g_opac = g_opac.to(opacities.dtype) if need[2] else None
         g_colors = g_colors.to(colors.dtype) if need[3] else None
         return g_means, g_conics, g_opac, g_colors, None, None, None, None, None, None
+
+
+def _upstream(g: torch.Tensor | None) -> np.ndarray:
+    """An upstream gradient [H, W, C] as a contiguous float32 array; absent (None or empty) as an empty
+    [0, 0, 0] array, which the kernels read as zero (no zero-filled image is made)."""
+    if g is None or g.numel() == 0:
+        return np.empty((0, 0, 0), np.float32)
+    return _f32(g)
 
 
 def _check_scene(scene: Gaussians) -> None:
@@ -191,10 +199,9 @@ def rasterize(
     proj: Projected = project(scene, cam, dilation=dilation, mode=mode, near_plane=near_plane,
                               far_plane=far_plane, sh_degree=sh_degree)
     t1 = time.perf_counter()
-    bin_ext, reach, alive = contribution_extents(proj.extents.detach().numpy(), proj.opacities.detach().numpy(),
-                                                 proj.visible.numpy())
-    bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), bin_ext, proj.depths.detach().numpy(), alive,
-                                   cam.width, cam.height, TILE_SIZE, reach)
+    # the projection kernel already applied tiles.contribution_extents' opacity-aware rule
+    bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), proj.bin_extents.numpy(), proj.depths.numpy(),
+                                   proj.alive.numpy(), cam.width, cam.height, TILE_SIZE, proj.reach.numpy())
     t2 = time.perf_counter()
     color, alpha, depth, dx, dy, dxy = _Composite.apply(
         proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,

@@ -1,0 +1,600 @@
+"""Numba kernels of the EWA projection: forward (with SH colour and the binning data) and backward.
+
+Inputs and outputs are numpy views of the scene's tensors, float32 or float64 (numba compiles one specialisation
+per dtype); all arithmetic is float64 (values are widened when loaded and rounded when stored), so the 2x2
+determinant, inverse and eigenvalue of huge but finite covariances do not overflow. The semantics, culling rules
+and placeholders are those of :mod:`splatup.render.project` (see its docstring). The backward pass recomputes
+the forward's intermediate values per Gaussian, takes its decisions (culled, visible, colour clamped) from the
+status bits the forward wrote, and applies the chain rule by hand.
+
+Per Gaussian (camera rotation Rc, translation tc, intrinsics fx, fy, cx, cy):
+
+    p = Rc m + tc = (x, y, z);  zs = z if near < z < far else 1
+    u = clamp(x / zs, -lim_x_neg, lim_x_pos),  v likewise;  tx = zs u,  ty = zs v
+    J W = [[fx / zs, 0, -fx tx / zs^2], [0, fy / zs, -fy ty / zs^2]] Rc           (rows T0, T1)
+    A = J W Rg diag(s)  (2 x 3),  Sigma2D = A A^T = [[sxx, sxy], [sxy, syy]]
+    S = Sigma2D + dilation I = [[dxx, sxy], [sxy, dyy]],  det = dxx dyy - sxy^2
+    conic = (dyy, -sxy, dxx) / det;  means2d = (fx x / zs + cx, fy y / zs + cy)
+    opacity = sigmoid(logit) [* sqrt(max(det(Sigma2D) / det, 1e-12)) antialiased]
+    colour = max(SH(normalize(m - centre)) + 0.5, 0)
+
+Gradient conventions (those autograd gives the torch formulation): the clamp of u, v kills the gradient of
+the clamped coordinate inside J (the clamped tx = zs u then depends on zs only); rows whose covariance is
+culled (``ok`` False) get no gradient through means2d, conics or the antialiasing factor (their factor is
+the constant 1e-6); rows not ``visible`` get none through means2d; clamps pass the gradient at equality.
+
+Performance notes (measured on plant.splat, one thread): ``prange`` runs over chunks of ``CHUNK`` Gaussians and a
+chunk runs its stages (geometry, colour, binning) as separate loops. One fused body per Gaussian is bound by the
+latency of its long dependency chain; shorter loop bodies let the out-of-order core overlap consecutive Gaussians
+(1.3x faster). exp and log are inlined (:func:`exp64`, :func:`log64`): a call into libm makes the iteration
+spill and reload its live registers, and the five calls cost about 40 % of the fused forward kernel.
+The fastmath flags leave out ``nnan`` and ``ninf`` (the culling rules test finiteness, which those flags would
+let LLVM fold away) and ``reassoc`` (it would undo the Cody-Waite range reduction in :func:`exp64`). The numpy
+error model makes a zero quaternion (only reachable by calling ``project`` on an unvalidated scene) give NaN
+rotations, hence a culled Gaussian, instead of raising.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+FASTMATH = {"nsz", "arcp", "contract"}
+CHUNK = 256  # Gaussians per parallel work item
+
+SIGMA_EXTENT = 3.0
+AA_FLOOR = 1e-12  # floor of the antialiasing ratio det(Sigma2D) / det(S) (finite gradient for flat Gaussians)
+DIR_EPS = 1e-12  # floor of |mean - centre| in the SH view direction
+
+# SH constants (INRIA 3DGS), as in splatup.gaussians
+C0 = 0.28209479177387814
+C1 = 0.4886025119029199
+C20, C21, C22, C23, C24 = 1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, \
+    0.5462742152960396
+C30, C31, C32, C33, C34, C35, C36 = -0.5900435899266435, 2.890611442640554, -0.4570457994644658, \
+    0.3731763325901154, -0.4570457994644658, 1.445305721320277, -0.5900435899266435
+
+# layout of the float64 parameter vector ``prm`` (filled by render.project._setup)
+FX, FY, CX, CY, LIM_XN, LIM_XP, LIM_YN, LIM_YP, WIDTH, HEIGHT, DILATION, NEAR, FAR, COV_MAX, K2_DEN, K_MUL, \
+    K_CAP = range(17)
+N_PARAMS = 17
+
+# bits of the per-Gaussian status written by the forward and read by the backward
+OK = 1  # in the depth range with a finite, positive-definite 2D covariance
+VISIBLE = 2  # OK and its 3-sigma box overlaps the image
+COLOR_PASS = 4  # COLOR_PASS << c: SH(dir) + 0.5 >= 0 for channel c (the clamp at 0 passes the gradient)
+
+f8 = np.float64
+
+
+# ----------------------------------------------------------------------------------------- exp and log (float64)
+@intrinsic
+def _i64_as_f64(typingctx, n):
+    """Reinterpret the bits of an int64 as a float64."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return sig, codegen
+
+
+@intrinsic
+def _f64_as_i64(typingctx, x):
+    """Reinterpret the bits of a float64 as an int64."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split so that k * LN2_HI is exact for |k| < 2^20 (fdlibm)
+LN2_LO = 1.90821492927058770002e-10
+EXP_TABLE = np.array([2.0 ** (j / 64.0) for j in range(64)])  # 2^(j/64), correctly rounded
+EXP_LO = -707.0  # below: 0 (exp would be < 2^-1020; subnormal results are flushed)
+EXP_HI = 709.782712893384  # above: inf (float64 overflow)
+
+
+@njit(inline="always")
+def exp64(x):
+    """exp(x) in float64 to 1 ulp; 0 below -707, inf above the float64 range. Inlined (no libm call).
+
+    x = (64 m + j) ln2 / 64 + r with |r| <= ln2 / 128: exp(x) = 2^m 2^(j/64) exp(r), exp(r) - 1 by its Taylor
+    series to r^5 (truncation < 4e-17 relative)."""
+    if x < EXP_LO:
+        return 0.0
+    if x > EXP_HI:
+        return math.inf
+    fk = math.floor(x * (64.0 / 0.6931471805599453) + 0.5)
+    k = np.int64(fk)
+    r = (x - fk * (LN2_HI / 64.0)) - fk * (LN2_LO / 64.0)
+    r2 = r * r
+    p = r + r2 * ((0.5 + r * (1.0 / 6.0)) + r2 * (1.0 / 24.0 + r * (1.0 / 120.0)))
+    t = EXP_TABLE[k & 63]
+    # 2^m = 2 * 2^(m - 1) keeps the biased exponent in range for m in [-1021, 1024]
+    return (t + t * p) * _i64_as_f64(((k >> 6) + 1022) << 52) * 2.0
+
+
+@njit(inline="always")
+def log64(x):
+    """Natural log of a positive normal float64 to 2 ulp. Inlined (no libm call).
+
+    x = 2^e m with m in [sqrt(1/2), sqrt(2)); log m = 2 atanh(s), s = (m - 1) / (m + 1), |s| <= 0.172, by its odd
+    series to s^21 (Estrin's scheme: short dependency chains)."""
+    bits = _f64_as_i64(x)
+    e = ((bits >> 52) & 0x7FF) - 1023
+    m = _i64_as_f64((bits & 0x000FFFFFFFFFFFFF) | 0x3FF0000000000000)  # mantissa in [1, 2)
+    big = m > 1.4142135623730951
+    m = 0.5 * m if big else m
+    e = e + 1 if big else e
+    s = (m - 1.0) / (m + 1.0)
+    t = s * s
+    t2 = t * t
+    t4 = t2 * t2
+    p = (((1.0 / 3.0 + t * (1.0 / 5.0)) + t2 * (1.0 / 7.0 + t * (1.0 / 9.0)))
+         + t4 * ((1.0 / 11.0 + t * (1.0 / 13.0)) + t2 * (1.0 / 15.0 + t * (1.0 / 17.0)))
+         + t4 * t4 * (1.0 / 19.0 + t * (1.0 / 21.0)))
+    fe = f8(e)
+    return fe * LN2_HI + (2.0 * s + (2.0 * s * t * p + fe * LN2_LO))
+
+
+# ----------------------------------------------------------------------------------------- per-Gaussian pieces
+@njit(inline="always")
+def _camera_point(means, i, Rc, tc):
+    """Camera-space point (x, y, z) of Gaussian i."""
+    mx, my, mz = f8(means[i, 0]), f8(means[i, 1]), f8(means[i, 2])
+    x = Rc[0, 0] * mx + Rc[0, 1] * my + Rc[0, 2] * mz + tc[0]
+    y = Rc[1, 0] * mx + Rc[1, 1] * my + Rc[1, 2] * mz + tc[1]
+    z = Rc[2, 0] * mx + Rc[2, 1] * my + Rc[2, 2] * mz + tc[2]
+    return x, y, z
+
+
+@njit(inline="always")
+def _unit_quat(quats, i):
+    """(w, x, y, z) / |q| and |q|."""
+    qw, qx, qy, qz = f8(quats[i, 0]), f8(quats[i, 1]), f8(quats[i, 2]), f8(quats[i, 3])
+    r = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    return qw / r, qx / r, qy / r, qz / r, r
+
+
+@njit(inline="always")
+def _rotmat(w, x, y, z):
+    """Row-major entries of the rotation of the unit quaternion (w, x, y, z)."""
+    return (1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - w * z), 2.0 * (x * z + w * y),
+            2.0 * (x * y + w * z), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - w * x),
+            2.0 * (x * z - w * y), 2.0 * (y * z + w * x), 1.0 - 2.0 * (x * x + y * y))
+
+
+@njit(inline="always")
+def _clamp_flag(v, lo, hi):
+    """(clamp(v, lo, hi), 1.0 if the clamp passes the gradient (lo <= v <= hi) else 0.0)."""
+    inside = (v >= lo) & (v <= hi)
+    return min(max(v, lo), hi), 1.0 if inside else 0.0
+
+
+@njit(inline="always")
+def _sigmoid(t):
+    """1 / (1 + exp(-t)) without overflow."""
+    e = exp64(-abs(t))
+    return (1.0 if t >= 0.0 else e) / (1.0 + e)
+
+
+@njit(inline="always")
+def _view_dir(means, i, centre):
+    """normalize(m - centre) with the norm floored at DIR_EPS, and the norm."""
+    dx = f8(means[i, 0]) - centre[0]
+    dy = f8(means[i, 1]) - centre[1]
+    dz = f8(means[i, 2]) - centre[2]
+    n = math.sqrt(dx * dx + dy * dy + dz * dz)
+    nd = max(n, DIR_EPS)
+    return dx / nd, dy / nd, dz / nd, n
+
+
+@njit(inline="always")
+def _sh_sum(sh, i, c, k_act, x, y, z):
+    """SH(dir) for channel c with the first k_act coefficients (INRIA basis and signs)."""
+    v = C0 * f8(sh[i, 0, c])
+    if k_act > 1:
+        v += -C1 * y * f8(sh[i, 1, c]) + C1 * z * f8(sh[i, 2, c]) - C1 * x * f8(sh[i, 3, c])
+    if k_act > 4:
+        xx, yy, zz = x * x, y * y, z * z
+        v += (C20 * x * y * f8(sh[i, 4, c]) + C21 * y * z * f8(sh[i, 5, c])
+              + C22 * (2.0 * zz - xx - yy) * f8(sh[i, 6, c]) + C23 * x * z * f8(sh[i, 7, c])
+              + C24 * (xx - yy) * f8(sh[i, 8, c]))
+        if k_act > 9:
+            v += (C30 * y * (3.0 * xx - yy) * f8(sh[i, 9, c]) + C31 * x * y * z * f8(sh[i, 10, c])
+                  + C32 * y * (4.0 * zz - xx - yy) * f8(sh[i, 11, c])
+                  + C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * f8(sh[i, 12, c])
+                  + C34 * x * (4.0 * zz - xx - yy) * f8(sh[i, 13, c]) + C35 * z * (xx - yy) * f8(sh[i, 14, c])
+                  + C36 * x * (xx - 3.0 * yy) * f8(sh[i, 15, c]))
+    return v
+
+
+@njit(inline="always")
+def _sh_dir(means, i, centre, k_act):
+    """The SH view direction and |m - centre| (zeros when only the DC term is used: it needs no direction)."""
+    if k_act > 1:
+        return _view_dir(means, i, centre)
+    return 0.0, 0.0, 0.0, 0.0
+
+
+@njit(inline="always")
+def _jw_rows(x, y, zs, prm, Rc):
+    """Rows T0, T1 of J W at the clamped direction, with what the backward pass needs.
+
+    Returns (T0x, T0y, T0z, T1x, T1y, T1z, tx, ty, pass_x, pass_y, u_c, v_c)."""
+    iz = 1.0 / zs
+    uc, pass_x = _clamp_flag(x * iz, -prm[LIM_XN], prm[LIM_XP])
+    vc, pass_y = _clamp_flag(y * iz, -prm[LIM_YN], prm[LIM_YP])
+    tx = zs * uc
+    ty = zs * vc
+    jx = prm[FX] * iz
+    jxz = -prm[FX] * tx * iz * iz
+    jy = prm[FY] * iz
+    jyz = -prm[FY] * ty * iz * iz
+    return (jx * Rc[0, 0] + jxz * Rc[2, 0], jx * Rc[0, 1] + jxz * Rc[2, 1], jx * Rc[0, 2] + jxz * Rc[2, 2],
+            jy * Rc[1, 0] + jyz * Rc[2, 0], jy * Rc[1, 1] + jyz * Rc[2, 1], jy * Rc[1, 2] + jyz * Rc[2, 2],
+            tx, ty, pass_x, pass_y, uc, vc)
+
+
+@njit(inline="always")
+def _scales(log_scales, i):
+    return exp64(f8(log_scales[i, 0])), exp64(f8(log_scales[i, 1])), exp64(f8(log_scales[i, 2]))
+
+
+# ----------------------------------------------------------------------------------------- forward stages
+@njit(inline="always")
+def _forward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased,
+                      means2d, conics, opacities, depths, extents, radii, visible, status):
+    """means2d, conics, opacities, depths, extents, radii, visible and status of Gaussian i."""
+    dil = prm[DILATION]
+    x, y, z = _camera_point(means, i, Rc, tc)
+    depths[i] = z
+    in_depth = z > prm[NEAR] and z < prm[FAR]
+    zs = z if in_depth else 1.0
+    t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, prm, Rc)
+    qw, qx, qy, qz, _r = _unit_quat(quats, i)
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
+    s0, s1, s2 = _scales(log_scales, i)
+    a00 = (t0x * r00 + t0y * r10 + t0z * r20) * s0
+    a01 = (t0x * r01 + t0y * r11 + t0z * r21) * s1
+    a02 = (t0x * r02 + t0y * r12 + t0z * r22) * s2
+    a10 = (t1x * r00 + t1y * r10 + t1z * r20) * s0
+    a11 = (t1x * r01 + t1y * r11 + t1z * r21) * s1
+    a12 = (t1x * r02 + t1y * r12 + t1z * r22) * s2
+    sxx = a00 * a00 + a01 * a01 + a02 * a02
+    sxy = a00 * a10 + a01 * a11 + a02 * a12
+    syy = a10 * a10 + a11 * a11 + a12 * a12
+    dxx = sxx + dil
+    dyy = syy + dil
+    det = dxx * dyy - sxy * sxy
+    # the covariance must be representable in the scene dtype (as if computed in it) and S positive definite
+    ok = (in_depth & (sxx <= prm[COV_MAX]) & (syy <= prm[COV_MAX]) & (abs(sxy) <= prm[COV_MAX])
+          & math.isfinite(det) & (det > 0.0) & (dxx > 0.0) & (dyy > 0.0))
+    # finite placeholders (S = I) for culled rows; selects, not branches (culling is unpredictable)
+    dxx = dxx if ok else 1.0
+    dyy = dyy if ok else 1.0
+    sxy = sxy if ok else 0.0
+    det = det if ok else 1.0
+    conics[i, 0] = dyy / det
+    conics[i, 1] = -sxy / det
+    conics[i, 2] = dxx / det
+    ex = SIGMA_EXTENT * math.sqrt(dxx)
+    ey = SIGMA_EXTENT * math.sqrt(dyy)
+    extents[i, 0] = ex
+    extents[i, 1] = ey
+    mx = prm[FX] * x / zs + prm[CX]
+    my = prm[FY] * y / zs + prm[CY]
+    vis = (ok & (mx + ex > 0.0) & (mx - ex < prm[WIDTH]) & (my + ey > 0.0) & (my - ey < prm[HEIGHT])
+           & math.isfinite(mx) & math.isfinite(my))
+    visible[i] = vis
+    status[i] = (OK if ok else 0) | (VISIBLE if vis else 0)
+    means2d[i, 0] = mx if vis else 0.0
+    means2d[i, 1] = my if vis else 0.0
+    # largest eigenvalue of S, without the cancellation of mid^2 - det
+    half = 0.5 * (dxx - dyy)
+    rad = SIGMA_EXTENT * math.sqrt(0.5 * (dxx + dyy) + math.sqrt(half * half + sxy * sxy))
+    radii[i] = rad if vis else 0.0
+    o = _sigmoid(f8(opacity_logits[i]))
+    if antialiased:
+        ratio = (sxx * syy - sxy * sxy) / det
+        o *= math.sqrt(max(ratio if ok else 0.0, AA_FLOOR))
+    opacities[i] = o
+
+
+@njit(inline="always")
+def _forward_color(i, means, sh, k_act, centre, colors, status):
+    """colors of Gaussian i; adds the COLOR_PASS bits to status."""
+    dirx, diry, dirz, _n = _sh_dir(means, i, centre, k_act)
+    bits = 0
+    for c in range(3):
+        v = _sh_sum(sh, i, c, k_act, dirx, diry, dirz) + 0.5
+        colors[i, c] = max(v, 0.0)
+        bits |= (COLOR_PASS << c) if v >= 0.0 else 0
+    status[i] |= bits
+
+
+@njit(inline="always")
+def _forward_bins(i, prm, opacities, extents, visible, bin_extents, reach, alive):
+    """tiles.contribution_extents' rule applied to the opacity and extents as stored."""
+    k2 = 2.0 * log64(max(f8(opacities[i]), 1e-30) / prm[K2_DEN])
+    alive[i] = visible[i] & (k2 > 0.0)
+    k = math.sqrt(max(k2, 0.0)) * prm[K_MUL]
+    sig_x = f8(extents[i, 0]) / 3.0
+    sig_y = f8(extents[i, 1]) / 3.0
+    kb = min(k, prm[K_CAP])
+    bin_extents[i, 0] = sig_x * kb
+    bin_extents[i, 1] = sig_y * kb
+    reach[i] = sig_y * k
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
+                    means2d, conics, opacities, colors, depths, extents, radii, visible, status,
+                    bin_extents, reach, alive):
+    """Project N Gaussians.
+
+    Inputs (scene dtype): means [N, 3], quats [N, 4], log_scales [N, 3], opacity_logits [N], sh [N, K, 3];
+    k_act coefficients used (<= K); float64 Rc [3, 3], tc [3], centre [3] (camera centre, world), prm
+    [N_PARAMS]; antialiased bool.
+    Outputs (scene dtype unless noted): means2d [N, 2] px, conics [N, 3] px^-2, opacities [N], colors [N, 3],
+    depths [N], extents [N, 2] px, radii [N] px, visible bool [N], status uint8 [N] (OK, VISIBLE, COLOR_PASS bits),
+    bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N] (tiles.contribution_extents' rule
+    applied to the stored opacities and extents).
+    """
+    n = means.shape[0]
+    for ch in prange((n + CHUNK - 1) // CHUNK):
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            _forward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased,
+                              means2d, conics, opacities, depths, extents, radii, visible, status)
+        for i in range(lo, hi):
+            _forward_color(i, means, sh, k_act, centre, colors, status)
+        for i in range(lo, hi):
+            _forward_bins(i, prm, opacities, extents, visible, bin_extents, reach, alive)
+
+
+# ----------------------------------------------------------------------------------------- backward stages
+@njit(inline="always")
+def _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased, status,
+                       g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits):
+    """Gradients through means2d, conics and opacities: writes g_means (this part), g_quats, g_log_scales and
+    g_opacity_logits of Gaussian i."""
+    dil = prm[DILATION]
+    fx, fy = prm[FX], prm[FY]
+    st = status[i]
+    ok = (st & OK) != 0
+    vis = (st & VISIBLE) != 0
+    gmx = 0.0
+    gmy = 0.0
+    gmz = 0.0
+    gqw = 0.0
+    gqx = 0.0
+    gqy = 0.0
+    gqz = 0.0
+    gs0 = 0.0
+    gs1 = 0.0
+    gs2 = 0.0
+    sig = _sigmoid(f8(opacity_logits[i]))
+    go = f8(g_opacities[i])
+    f_o = math.sqrt(AA_FLOOR) if antialiased else 1.0  # the antialiasing factor of a culled Gaussian
+    if ok:
+        x, y, z = _camera_point(means, i, Rc, tc)
+        t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, prm, Rc)
+        qw, qx, qy, qz, qr = _unit_quat(quats, i)
+        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
+        s0, s1, s2 = _scales(log_scales, i)
+        b00 = t0x * r00 + t0y * r10 + t0z * r20  # B = T Rg, A = B diag(s)
+        b01 = t0x * r01 + t0y * r11 + t0z * r21
+        b02 = t0x * r02 + t0y * r12 + t0z * r22
+        b10 = t1x * r00 + t1y * r10 + t1z * r20
+        b11 = t1x * r01 + t1y * r11 + t1z * r21
+        b12 = t1x * r02 + t1y * r12 + t1z * r22
+        a00, a01, a02 = b00 * s0, b01 * s1, b02 * s2
+        a10, a11, a12 = b10 * s0, b11 * s1, b12 * s2
+        sxx = a00 * a00 + a01 * a01 + a02 * a02
+        sxy = a00 * a10 + a01 * a11 + a02 * a12
+        syy = a10 * a10 + a11 * a11 + a12 * a12
+        dxx = sxx + dil
+        dyy = syy + dil
+        det = dxx * dyy - sxy * sxy
+        det_raw = sxx * syy - sxy * sxy
+        g_det_raw = 0.0
+        g_det = 0.0
+        if antialiased:
+            ratio = det_raw / det
+            f_o = math.sqrt(max(ratio, AA_FLOOR))
+            if ratio >= AA_FLOOR:  # opacity = sig * sqrt(ratio), ratio = det_raw / det
+                g_ratio = go * sig * 0.5 / f_o
+                g_det_raw = g_ratio / det
+                g_det = -g_ratio * ratio / det
+        # ---- conic = (dyy, -sxy, dxx) / det
+        gc0, gc1, gc2 = f8(g_conics[i, 0]), f8(g_conics[i, 1]), f8(g_conics[i, 2])
+        idet = 1.0 / det
+        g_det -= (gc0 * dyy - gc1 * sxy + gc2 * dxx) * idet * idet
+        g_dyy = gc0 * idet + g_det * dxx
+        g_dxx = gc2 * idet + g_det * dyy
+        g_sxy = -gc1 * idet - 2.0 * sxy * (g_det + g_det_raw)
+        g_sxx = g_dxx + g_det_raw * syy
+        g_syy = g_dyy + g_det_raw * sxx
+        # ---- Sigma2D = A A^T
+        ga00 = 2.0 * g_sxx * a00 + g_sxy * a10
+        ga01 = 2.0 * g_sxx * a01 + g_sxy * a11
+        ga02 = 2.0 * g_sxx * a02 + g_sxy * a12
+        ga10 = 2.0 * g_syy * a10 + g_sxy * a00
+        ga11 = 2.0 * g_syy * a11 + g_sxy * a01
+        ga12 = 2.0 * g_syy * a12 + g_sxy * a02
+        # ---- A = B diag(s), s = exp(log_scale): d/dlog_scale = d/ds * s
+        gs0 = (ga00 * b00 + ga10 * b10) * s0
+        gs1 = (ga01 * b01 + ga11 * b11) * s1
+        gs2 = (ga02 * b02 + ga12 * b12) * s2
+        gb00, gb01, gb02 = ga00 * s0, ga01 * s1, ga02 * s2
+        gb10, gb11, gb12 = ga10 * s0, ga11 * s1, ga12 * s2
+        # ---- B = T Rg: dL/dT = dL/dB Rg^T, dL/dRg[a][k] = gb0k T0[a] + gb1k T1[a]
+        gt0x = gb00 * r00 + gb01 * r01 + gb02 * r02
+        gt0y = gb00 * r10 + gb01 * r11 + gb02 * r12
+        gt0z = gb00 * r20 + gb01 * r21 + gb02 * r22
+        gt1x = gb10 * r00 + gb11 * r01 + gb12 * r02
+        gt1y = gb10 * r10 + gb11 * r11 + gb12 * r12
+        gt1z = gb10 * r20 + gb11 * r21 + gb12 * r22
+        G00 = gb00 * t0x + gb10 * t1x
+        G01 = gb01 * t0x + gb11 * t1x
+        G02 = gb02 * t0x + gb12 * t1x
+        G10 = gb00 * t0y + gb10 * t1y
+        G11 = gb01 * t0y + gb11 * t1y
+        G12 = gb02 * t0y + gb12 * t1y
+        G20 = gb00 * t0z + gb10 * t1z
+        G21 = gb01 * t0z + gb11 * t1z
+        G22 = gb02 * t0z + gb12 * t1z
+        # ---- rotation entries -> unit quaternion -> raw quaternion ((I - q q^T) / |q|)
+        gw = 2.0 * (-qz * G01 + qy * G02 + qz * G10 - qx * G12 - qy * G20 + qx * G21)
+        gx = 2.0 * (qy * G01 + qz * G02 + qy * G10 - 2.0 * qx * G11 - qw * G12 + qz * G20 + qw * G21
+                    - 2.0 * qx * G22)
+        gy = 2.0 * (-2.0 * qy * G00 + qx * G01 + qw * G02 + qx * G10 + qz * G12 - qw * G20 + qz * G21
+                    - 2.0 * qy * G22)
+        gz = 2.0 * (-2.0 * qz * G00 - qw * G01 + qx * G02 + qw * G10 - 2.0 * qz * G11 + qy * G12 + qx * G20
+                    + qy * G21)
+        dotq = qw * gw + qx * gx + qy * gy + qz * gz
+        gqw = (gw - qw * dotq) / qr
+        gqx = (gx - qx * dotq) / qr
+        gqy = (gy - qy * dotq) / qr
+        gqz = (gz - qz * dotq) / qr
+        # ---- T0 = jx Rc[0] + jxz Rc[2], T1 = jy Rc[1] + jyz Rc[2]
+        g_jx = gt0x * Rc[0, 0] + gt0y * Rc[0, 1] + gt0z * Rc[0, 2]
+        g_jxz = gt0x * Rc[2, 0] + gt0y * Rc[2, 1] + gt0z * Rc[2, 2]
+        g_jy = gt1x * Rc[1, 0] + gt1y * Rc[1, 1] + gt1z * Rc[1, 2]
+        g_jyz = gt1x * Rc[2, 0] + gt1y * Rc[2, 1] + gt1z * Rc[2, 2]
+        # ---- jx = fx / z, jxz = -fx tx / z^2 (jy, jyz likewise)
+        iz = 1.0 / z
+        iz2 = iz * iz
+        gpz = -(g_jx * fx + g_jy * fy) * iz2 + 2.0 * (g_jxz * fx * tx + g_jyz * fy * ty) * iz2 * iz
+        g_tx = -g_jxz * fx * iz2
+        g_ty = -g_jyz * fy * iz2
+        # ---- tx = z clamp(x / z): d/dx = pass, d/dz = clamp(x / z) - pass x / z
+        gpx = g_tx * pass_x
+        gpy = g_ty * pass_y
+        gpz += g_tx * (uc - pass_x * x * iz) + g_ty * (vc - pass_y * y * iz)
+        if vis:  # ---- means2d = (fx x / z + cx, fy y / z + cy)
+            gm0, gm1 = f8(g_means2d[i, 0]), f8(g_means2d[i, 1])
+            gpx += gm0 * fx * iz
+            gpy += gm1 * fy * iz
+            gpz -= (gm0 * fx * x + gm1 * fy * y) * iz2
+        # ---- p = Rc m + tc
+        gmx = Rc[0, 0] * gpx + Rc[1, 0] * gpy + Rc[2, 0] * gpz
+        gmy = Rc[0, 1] * gpx + Rc[1, 1] * gpy + Rc[2, 1] * gpz
+        gmz = Rc[0, 2] * gpx + Rc[1, 2] * gpy + Rc[2, 2] * gpz
+    g_opacity_logits[i] = go * f_o * sig * (1.0 - sig)
+    g_log_scales[i, 0] = gs0
+    g_log_scales[i, 1] = gs1
+    g_log_scales[i, 2] = gs2
+    g_quats[i, 0] = gqw
+    g_quats[i, 1] = gqx
+    g_quats[i, 2] = gqy
+    g_quats[i, 3] = gqz
+    g_means[i, 0] = gmx
+    g_means[i, 1] = gmy
+    g_means[i, 2] = gmz
+
+
+@njit(inline="always")
+def _wsum(sh, i, k, gp0, gp1, gp2, g_sh, basis):
+    """g_sh[i, k] = g_pre * basis; returns sum_c g_pre_c sh[i, k, c] (the loss's weight on basis function k)."""
+    g_sh[i, k, 0] = gp0 * basis
+    g_sh[i, k, 1] = gp1 * basis
+    g_sh[i, k, 2] = gp2 * basis
+    return gp0 * f8(sh[i, k, 0]) + gp1 * f8(sh[i, k, 1]) + gp2 * f8(sh[i, k, 2])
+
+
+@njit(inline="always")
+def _sh_backward(sh, i, k_act, x, y, z, gp0, gp1, gp2, g_sh):
+    """Write g_sh[i, 1:k_act] = g_pre (x) basis and return d loss / d dir (k_act > 1)."""
+    e1 = _wsum(sh, i, 1, gp0, gp1, gp2, g_sh, -C1 * y)
+    e2 = _wsum(sh, i, 2, gp0, gp1, gp2, g_sh, C1 * z)
+    e3 = _wsum(sh, i, 3, gp0, gp1, gp2, g_sh, -C1 * x)
+    gx = -C1 * e3
+    gy = -C1 * e1
+    gz = C1 * e2
+    if k_act > 4:
+        xx, yy, zz = x * x, y * y, z * z
+        e4 = _wsum(sh, i, 4, gp0, gp1, gp2, g_sh, C20 * x * y)
+        e5 = _wsum(sh, i, 5, gp0, gp1, gp2, g_sh, C21 * y * z)
+        e6 = _wsum(sh, i, 6, gp0, gp1, gp2, g_sh, C22 * (2.0 * zz - xx - yy))
+        e7 = _wsum(sh, i, 7, gp0, gp1, gp2, g_sh, C23 * x * z)
+        e8 = _wsum(sh, i, 8, gp0, gp1, gp2, g_sh, C24 * (xx - yy))
+        gx += C20 * y * e4 - 2.0 * C22 * x * e6 + C23 * z * e7 + 2.0 * C24 * x * e8
+        gy += C20 * x * e4 + C21 * z * e5 - 2.0 * C22 * y * e6 - 2.0 * C24 * y * e8
+        gz += C21 * y * e5 + 4.0 * C22 * z * e6 + C23 * x * e7
+        if k_act > 9:
+            e9 = _wsum(sh, i, 9, gp0, gp1, gp2, g_sh, C30 * y * (3.0 * xx - yy))
+            e10 = _wsum(sh, i, 10, gp0, gp1, gp2, g_sh, C31 * x * y * z)
+            e11 = _wsum(sh, i, 11, gp0, gp1, gp2, g_sh, C32 * y * (4.0 * zz - xx - yy))
+            e12 = _wsum(sh, i, 12, gp0, gp1, gp2, g_sh, C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy))
+            e13 = _wsum(sh, i, 13, gp0, gp1, gp2, g_sh, C34 * x * (4.0 * zz - xx - yy))
+            e14 = _wsum(sh, i, 14, gp0, gp1, gp2, g_sh, C35 * z * (xx - yy))
+            e15 = _wsum(sh, i, 15, gp0, gp1, gp2, g_sh, C36 * x * (xx - 3.0 * yy))
+            gx += (C30 * 6.0 * x * y * e9 + C31 * y * z * e10 - C32 * 2.0 * x * y * e11 - C33 * 6.0 * x * z * e12
+                   + C34 * (4.0 * zz - 3.0 * xx - yy) * e13 + C35 * 2.0 * x * z * e14
+                   + C36 * 3.0 * (xx - yy) * e15)
+            gy += (C30 * 3.0 * (xx - yy) * e9 + C31 * x * z * e10 + C32 * (4.0 * zz - xx - 3.0 * yy) * e11
+                   - C33 * 6.0 * y * z * e12 - C34 * 2.0 * x * y * e13 - C35 * 2.0 * y * z * e14
+                   - C36 * 6.0 * x * y * e15)
+            gz += (C31 * x * y * e10 + C32 * 8.0 * y * z * e11 + C33 * (6.0 * zz - 3.0 * xx - 3.0 * yy) * e12
+                   + C34 * 8.0 * x * z * e13 + C35 * (xx - yy) * e14)
+    return gx, gy, gz
+
+
+@njit(inline="always")
+def _backward_color(i, means, sh, k_act, centre, status, g_colors, g_means, g_sh):
+    """Gradients through colour = max(SH(dir) + 0.5, 0): writes g_sh and adds the view direction's dependence
+    on the mean to g_means (after :func:`_backward_geometry` wrote it)."""
+    dx, dy, dz, n = _sh_dir(means, i, centre, k_act)
+    st = status[i]
+    gp0 = f8(g_colors[i, 0]) if st & COLOR_PASS else 0.0
+    gp1 = f8(g_colors[i, 1]) if st & (COLOR_PASS << 1) else 0.0
+    gp2 = f8(g_colors[i, 2]) if st & (COLOR_PASS << 2) else 0.0
+    g_sh[i, 0, 0] = C0 * gp0
+    g_sh[i, 0, 1] = C0 * gp1
+    g_sh[i, 0, 2] = C0 * gp2
+    for k in range(k_act, sh.shape[1]):
+        for c in range(3):
+            g_sh[i, k, c] = 0.0
+    if k_act > 1:
+        gdx, gdy, gdz = _sh_backward(sh, i, k_act, dx, dy, dz, gp0, gp1, gp2, g_sh)
+        # dir = d / max(|d|, eps): (I - dir dir^T) / |d| above the floor, I / eps below it
+        if n >= DIR_EPS:
+            dot = dx * gdx + dy * gdy + dz * gdz
+            g_means[i, 0] += (gdx - dx * dot) / n
+            g_means[i, 1] += (gdy - dy * dot) / n
+            g_means[i, 2] += (gdz - dz * dot) / n
+        else:
+            g_means[i, 0] += gdx / DIR_EPS
+            g_means[i, 1] += gdy / DIR_EPS
+            g_means[i, 2] += gdz / DIR_EPS
+
+
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
+                     status, g_means2d, g_conics, g_opacities, g_colors,
+                     g_means, g_quats, g_log_scales, g_opacity_logits, g_sh):
+    """Gradients of a loss w.r.t. the scene given its gradients w.r.t. the differentiable outputs.
+
+    Inputs as :func:`project_forward` plus its ``status`` and the upstream gradients g_means2d [N, 2],
+    g_conics [N, 3], g_opacities [N], g_colors [N, 3]. Outputs (scene dtype): g_means [N, 3], g_quats [N, 4],
+    g_log_scales [N, 3], g_opacity_logits [N], g_sh [N, K, 3] (zero beyond the first k_act coefficients).
+    """
+    n = means.shape[0]
+    for ch in prange((n + CHUNK - 1) // CHUNK):
+        lo = ch * CHUNK
+        hi = min(n, lo + CHUNK)
+        for i in range(lo, hi):
+            _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased, status,
+                               g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits)
+        for i in range(lo, hi):
+            _backward_color(i, means, sh, k_act, centre, status, g_colors, g_means, g_sh)
