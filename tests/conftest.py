@@ -23,3 +23,15 @@ def shared_data() -> Path:
             f"real test data not found at {SHARED_DATA}; clone the repo beside ../shared or set SPLATUP_SHARED_DATA"
         )
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's torch code on one thread: the reference twins do many small tensor ops, and torch's intra-op
+    threads only add contention for them (use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

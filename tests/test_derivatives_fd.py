@@ -34,13 +34,7 @@ BG = (0.25, 0.5, 0.9)
 OPAQUE = dict(sigma_px=(3.0, 15.0), opacity=(0.995, 0.99999))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The reference does many small tensor ops; torch's intra-op threads only add contention for them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def projected64(scene: su.Gaussians, cam: su.Camera):

@@ -25,13 +25,7 @@ from splatup.render.project import project
 PLANES = ("color", "alpha", "depth", "dx", "dy", "dxy")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The reference does many small tensor ops; torch's intra-op threads only add contention for them."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # per-pixel error / plane's max |value| beyond which a pixel counts as a mismatch. The worst seen on these
 # scenes without a decision flip is ~1.2e-6 (float32 sums over up to ~400 contributors); 2e-5 leaves margin.
 RTOL = 2e-5
