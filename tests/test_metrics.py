@@ -16,6 +16,7 @@ from scipy import ndimage
 
 from splatup.errors import SplatupInputError
 from splatup.metrics import LPIPS, LPIPSWeightsError, default_weights_path, lpips, lpips_model, psnr, ssim
+from splatup.reference import ssim_reference
 
 lpips_module = importlib.import_module("splatup.metrics.lpips")  # the module; splatup.metrics.lpips is the function
 
@@ -140,10 +141,11 @@ def test_ssim_matches_scipy_reference_real_pair(shared_data):
     assert 0.5 < min(want) and max(want) < 0.99  # a real, non-trivial pair
     got = ssim(torch.from_numpy(np.stack([clean, clean])), torch.from_numpy(np.stack([degraded, other])))
     assert got.shape == (2,) and got.dtype == torch.float32
-    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=3e-6)  # float32 roundoff only
-    # float64 is exact (small crop: torch's float64 depthwise conv is slow on CPU)
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-6)  # float32 roundoff of the result only
+    # float64 is exact, on a crop and on the whole image
     c64, d64 = clean[60:140, 50:150].astype(np.float64), degraded[60:140, 50:150].astype(np.float64)
     assert abs(float(ssim(c64, d64)) - _ssim_reference(c64, d64)) < 1e-12
+    assert abs(float(ssim(clean.astype(np.float64), degraded.astype(np.float64))) - want[0]) < 1e-12
 
 
 def test_ssim_properties(shared_data):
@@ -191,6 +193,164 @@ def test_ssim_gradient():
     ra, rb = torch.autograd.grad(_ssim_plain_torch(a[:1], b[:1]) + _ssim_plain_torch(a[1:], b[1:]), (a, b))
     torch.testing.assert_close(ga, ra, rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(gb, rb, rtol=1e-9, atol=1e-12)
+
+
+
+def _mic_view(shared_data, view: int, size: int) -> np.ndarray:
+    """NeRF-synthetic mic test view ``view`` on white, box-downscaled to size^2, float32 HWC."""
+    rgb = _mic_full(str(shared_data / "nerf_synthetic_mic" / "test" / f"r_{view}.png"))
+    return np.asarray(rgb.resize((size, size), Image.BOX), dtype=np.float32) / 255.0
+
+
+@pytest.fixture(scope="module")
+def mic_pairs_400(shared_data):
+    """Three real 400x400 pairs, float32 [3, 400, 400, 3] each: (view 0, its 2x down/up copy),
+    (view 0, a noisy copy), (view 0, view 1: a different image of the same object)."""
+    clean, degraded = _mic_pair(shared_data, size=400)
+    noisy = np.clip(clean + np.random.default_rng(4).normal(0, 0.03, clean.shape), 0, 1).astype(np.float32)
+    other = _mic_view(shared_data, 1, 400)
+    return np.stack([clean, clean, clean]), np.stack([degraded, noisy, other])
+
+
+def _grads(fn, a: torch.Tensor, b: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a = a.detach().clone().requires_grad_(True)
+    b = b.detach().clone().requires_grad_(True)
+    ga, gb = torch.autograd.grad((fn(a, b) * weights).sum(), (a, b))
+    return ga, gb
+
+
+def test_ssim_real_400_float32_close_to_float64_and_old(mic_pairs_400):
+    x, y = mic_pairs_400
+    want = [_ssim_reference(x[i], y[i]) for i in range(3)]
+    assert 0.5 < min(want) and max(want) < 0.99
+    got = ssim(torch.from_numpy(x), torch.from_numpy(y))
+    assert got.dtype == torch.float32
+    np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-7)  # float64 accumulation: float32 result rounding
+    got64 = ssim(x.astype(np.float64), y.astype(np.float64))
+    assert got64.dtype == torch.float64
+    np.testing.assert_allclose(got64.numpy(), want, rtol=0, atol=1e-12)
+    old = ssim_reference(torch.from_numpy(x), torch.from_numpy(y))  # the old code's own float32 error is ~2e-6
+    np.testing.assert_allclose(got.numpy(), old.numpy(), rtol=0, atol=5e-6)
+
+
+def test_ssim_float32_flat_areas_far_from_the_mean():
+    """Half black, half white, lightly noisy: E[x^2] - E[x]^2 about the image mean cancels badly in float32 (the old
+    float32 code was off by ~6e-6 here); the float64 accumulation leaves only the rounding of the result."""
+    rng = np.random.default_rng(5)
+    base = np.zeros((160, 200, 3))
+    base[:, 100:] = 1
+    x = np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1).astype(np.float32)
+    y = np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1).astype(np.float32)
+    want = _ssim_reference(x, y)
+    assert 0.5 < want < 0.9
+    assert abs(float(ssim(x, y)) - want) < 1e-7
+
+
+@pytest.mark.parametrize("shape", [(2, 32, 32, 3), (1, 23, 41, 3), (3, 7, 9, 1), (1, 40, 13, 2), (1, 4, 3, 3)])
+def test_ssim_matches_old_torch_random(shape):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.random(shape)
+    b = np.clip(a + rng.normal(0, 0.1, shape), 0, 1)
+    old64 = ssim_reference(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(ssim(a, b).numpy(), old64, rtol=0, atol=1e-13)
+    old32 = ssim_reference(torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32))).numpy()
+    np.testing.assert_allclose(ssim(a.astype(np.float32), b.astype(np.float32)).numpy(), old32, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [(1, 3, 4, 1), (2, 7, 13, 3), (1, 12, 5, 1), (1, 1, 17, 2), (2, 16, 19, 3)],
+    ids=["tiny", "batched-nonsquare", "tall", "one-row", "bigger-than-window"],
+)
+def test_ssim_gradcheck_float64(shape):
+    """Full finite-difference Jacobians (every input entry, both images), sizes smaller and larger than the window."""
+    gen = torch.Generator().manual_seed(sum(shape))
+    a = torch.rand(shape, dtype=torch.float64, generator=gen).requires_grad_(True)
+    b = (a.detach() + 0.2 * torch.rand(shape, dtype=torch.float64, generator=gen)).clamp(0, 1).requires_grad_(True)
+    fn = ssim if shape[0] > 1 else (lambda p, q: ssim(p[0], q[0]))  # batched [B] output and unbatched 0-d output
+    assert torch.autograd.gradcheck(fn, (a, b), eps=1e-6, atol=1e-9, rtol=1e-6)
+
+
+def test_ssim_gradcheck_one_argument():
+    """Only one argument requires grad (the backward then skips the other): each gradient alone is right."""
+    gen = torch.Generator().manual_seed(7)
+    a = torch.rand(2, 9, 14, 3, dtype=torch.float64, generator=gen)
+    b = torch.rand(2, 9, 14, 3, dtype=torch.float64, generator=gen)
+    assert torch.autograd.gradcheck(lambda p: ssim(p, b), (a.clone().requires_grad_(True),), eps=1e-6, atol=1e-9)
+    assert torch.autograd.gradcheck(lambda q: ssim(a, q), (b.clone().requires_grad_(True),), eps=1e-6, atol=1e-9)
+    q = b.clone().requires_grad_(True)
+    (gq,) = torch.autograd.grad(ssim(a, q).sum(), (q,))
+    _, gb = _grads(ssim, a, b, torch.ones(2, dtype=torch.float64))
+    torch.testing.assert_close(gq, gb, rtol=0, atol=0)
+
+
+def test_ssim_gradients_real_400_against_old_torch(mic_pairs_400):
+    x, y = (torch.from_numpy(t) for t in mic_pairs_400)
+    w = torch.tensor([1.0, -0.5, 2.0])  # distinct weights per image: each image's grad_out reaches its own pixels
+    ga, gb = _grads(ssim, x, y, w)
+    assert ga.dtype == torch.float32 and ga.shape == x.shape and gb.shape == y.shape
+    # (1) float32 autograd of the old conv2d code; its own float32 error is ~2e-4 of the largest gradient
+    oa, ob = _grads(ssim_reference, x, y, w)
+    for got, old in ((ga, oa), (gb, ob)):
+        scale = float(old.abs().max())
+        assert scale > 0
+        torch.testing.assert_close(got, old, rtol=0, atol=1e-3 * scale)
+    # (2) the same kernels in float64 (which gradcheck holds to finite differences): float32 loses ~1e-6 relative
+    ra, rb = _grads(ssim, x.double(), y.double(), w.double())
+    for got, ref in ((ga, ra), (gb, rb)):
+        scale = float(ref.abs().max())
+        torch.testing.assert_close(got.double(), ref, rtol=0, atol=5e-6 * scale)
+    # (3) float64 old code vs float64 kernels on a crop (the old float64 conv2d is slow): same gradient
+    crop = (slice(None), slice(150, 246), slice(100, 228))
+    ca, cb = _grads(ssim, x[crop].double(), y[crop].double(), w.double())
+    oa, ob = _grads(ssim_reference, x[crop].double(), y[crop].double(), w.double())
+    torch.testing.assert_close(ca, oa, rtol=0, atol=1e-12 * float(oa.abs().max()))
+    torch.testing.assert_close(cb, ob, rtol=0, atol=1e-12 * float(ob.abs().max()))
+
+
+@pytest.mark.parametrize("parts", [1, 3, 7])
+def test_ssim_row_ranges_do_not_change_results(monkeypatch, parts):
+    """The image is cut into parallel row ranges, each re-blurring its 10-row halo: any cut gives the same numbers."""
+    gen = torch.Generator().manual_seed(3)
+    a = torch.rand(2, 45, 31, 3, dtype=torch.float64, generator=gen)
+    b = (a + 0.1 * torch.rand(a.shape, dtype=torch.float64, generator=gen)).clamp(0, 1)
+    weights = torch.tensor([0.7, 1.3], dtype=torch.float64)
+    ssim_module = importlib.import_module("splatup.metrics.ssim")
+    monkeypatch.setattr(ssim_module, "_n_parts", lambda batch, height: 2)
+    v2, (ga2, gb2) = ssim(a, b), _grads(ssim, a, b, weights)
+    monkeypatch.setattr(ssim_module, "_n_parts", lambda batch, height: parts)
+    v, (ga, gb) = ssim(a, b), _grads(ssim, a, b, weights)
+    # (the centring means are summed per range too: float64 rounding differences only, which the gradient's
+    # cancellations magnify to ~1e-12 of its scale)
+    torch.testing.assert_close(v, v2, rtol=0, atol=1e-15)
+    torch.testing.assert_close(ga, ga2, rtol=0, atol=1e-11 * float(ga2.abs().max()))
+    torch.testing.assert_close(gb, gb2, rtol=0, atol=1e-11 * float(gb2.abs().max()))
+    np.testing.assert_allclose(v.numpy(), [_ssim_reference(a[i].numpy(), b[i].numpy()) for i in range(2)], atol=1e-12)
+
+
+def test_ssim_value_paths_and_inputs():
+    """The value without a graph, with a graph, from numpy, from non-contiguous views and in float16 agree."""
+    gen = torch.Generator().manual_seed(11)
+    a = torch.rand(3, 20, 26, 3, generator=gen)
+    b = (a + 0.1 * torch.rand(a.shape, generator=gen)).clamp(0, 1)
+    with torch.no_grad():
+        plain = ssim(a, b)
+    graph = ssim(a.clone().requires_grad_(True), b)
+    assert graph.requires_grad and not plain.requires_grad
+    torch.testing.assert_close(graph.detach(), plain, rtol=0, atol=1e-7)
+    torch.testing.assert_close(ssim(a.numpy(), b.numpy()), plain, rtol=0, atol=0)
+    # a CHW tensor permuted to HWC (non-contiguous), and a strided crop
+    chw_a, chw_b = a.permute(0, 3, 1, 2).contiguous(), b.permute(0, 3, 1, 2).contiguous()
+    torch.testing.assert_close(ssim(chw_a.permute(0, 2, 3, 1), chw_b.permute(0, 2, 3, 1)), plain, rtol=0, atol=0)
+    torch.testing.assert_close(ssim(a[:, ::2, 1:], b[:, ::2, 1:]), ssim(a[:, ::2, 1:].contiguous(),
+                                                                        b[:, ::2, 1:].contiguous()), rtol=0, atol=0)
+    # other float dtypes are computed in float32 and returned in their own dtype
+    half = ssim(a.half(), b.half())
+    assert half.dtype == torch.float16
+    assert abs(float(half[0]) - float(ssim(a.half().float(), b.half().float())[0])) < 1e-3
+    x = a[0].clone().requires_grad_(True)
+    ssim(x.half(), b[0].half()).backward()
+    assert x.grad is not None and x.grad.dtype == torch.float32 and bool(torch.isfinite(x.grad).all())
 
 
 # --------------------------------------------------------------------------------------------- LPIPS

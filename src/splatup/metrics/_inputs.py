@@ -23,6 +23,17 @@ def _as_float_tensor(x: ImageLike, fn: str, name: str) -> torch.Tensor:
     return x
 
 
+def _all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of t is finite. A finite sum proves it (NaN and infinities propagate); the elementwise
+    test runs only when the sum is not finite (or overflowed). CPU float32/float64 tensors go through numpy, single
+    threaded: no wait for torch's thread pool, which on a busy 2-core machine made the torch test of a 400x400x3 image
+    take 0.5-3.5 ms instead of ~0.05 ms."""
+    if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64):
+        a = t.detach().numpy()
+        return bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
+
+
 def image_pair(
     img: ImageLike, ref: ImageLike, fn: str, channels: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -49,7 +60,7 @@ def image_pair(
             f"{fn}: img and ref must have the same shape, got img {tuple(a.shape)} and ref {tuple(b.shape)}"
         )
     for name, t in (("img", a), ("ref", b)):
-        if not bool(torch.isfinite(t).all()):
+        if not _all_finite(t):
             raise SplatupInputError(f"{fn}: {name} contains NaN or Inf values")
     dtype = torch.promote_types(a.dtype, b.dtype)
     a, b = a.to(dtype), b.to(dtype)

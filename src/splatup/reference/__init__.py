@@ -10,13 +10,15 @@ written for clarity, formulated independently of the fast code where the maths a
 - :func:`render` — both in one call;
 - :mod:`splatup.reference.sh` — real SH from the Legendre recurrence (twin of ``splatup.gaussians.eval_sh``);
 - :func:`upscale_reference` — the gradient-aware Hermite patch in monomial form (twin of
-  ``splatup.upscale.hermite.upscale``).
+  ``splatup.upscale.hermite.upscale``);
+- :func:`ssim_reference` — the 3DGS SSIM by depthwise conv2d and autograd (twin of ``splatup.metrics.ssim``).
 """
 
 from .composite import composite, depth_order, projected_to, render, tile_ranges
 from .hermite import upscale_reference
 from .project import project
 from .sh import eval_sh, sh_basis, sh_colors
+from .ssim import ssim_reference
 
 __all__ = [
     "composite",
@@ -27,6 +29,7 @@ __all__ = [
     "render",
     "sh_basis",
     "sh_colors",
+    "ssim_reference",
     "tile_ranges",
     "upscale_reference",
 ]
