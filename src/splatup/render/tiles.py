@@ -9,7 +9,9 @@ and likewise in y. It is composited at exactly the pixels of those tiles (the re
 same rule per pixel). Within a tile the list is sorted front to back by camera depth, ties broken by the
 Gaussian's index. Depths are sorted once (LSD radix sort of the float32 bit patterns, which order like the
 values for positive depths); a stable counting sort by tile then keeps that order, so the whole step is
-O(N + M) for N Gaussians and M tile-Gaussian pairs.
+O(N + M) for N Gaussians and M tile-Gaussian pairs. Both sorts run in parallel over contiguous chunks of their
+input, each chunk placed after the earlier ones, so they stay stable and the result does not depend on the
+number of threads.
 """
 
 from __future__ import annotations
@@ -45,30 +47,40 @@ class TileBins:
         return int(self.gids.shape[0])
 
 
-@njit(cache=True)
-def _radix_argsort_positive(keys_f32, idx):
-    """Stable argsort of idx by keys_f32[idx] (all keys > 0): 4-pass LSD radix sort on the uint32 bits."""
+@njit(parallel=True, cache=True)
+def _radix_argsort_positive(keys_f32, idx, n_chunks):
+    """Stable argsort of idx by keys_f32[idx] (all keys > 0): 4-pass LSD radix sort on the uint32 bits, each pass
+    parallel over n_chunks contiguous chunks (per-chunk digit histograms, an exclusive prefix over (digit, chunk),
+    then every chunk scatters its own elements in order, so each pass is stable)."""
     bits = keys_f32.view(np.uint32)
     n = idx.shape[0]
     src = idx.copy()
     dst = np.empty_like(src)
     kbuf = np.empty(n, np.uint32)
-    for i in range(n):
+    for i in prange(n):
         kbuf[i] = bits[src[i]]
     kdst = np.empty_like(kbuf)
-    count = np.empty(257, np.int64)
+    step = (n + n_chunks - 1) // n_chunks
+    hist = np.zeros((n_chunks, 256), np.int64)
     for shift in range(0, 32, 8):
-        count[:] = 0
-        for i in range(n):
-            count[((kbuf[i] >> shift) & 255) + 1] += 1
-        for b in range(256):
-            count[b + 1] += count[b]
-        for i in range(n):
-            d = (kbuf[i] >> shift) & 255
-            pos = count[d]
-            dst[pos] = src[i]
-            kdst[pos] = kbuf[i]
-            count[d] = pos + 1
+        for c in prange(n_chunks):
+            for d in range(256):
+                hist[c, d] = 0
+            for i in range(c * step, min(n, c * step + step)):
+                hist[c, (kbuf[i] >> shift) & 255] += 1
+        total = 0
+        for d in range(256):
+            for c in range(n_chunks):
+                t = hist[c, d]
+                hist[c, d] = total
+                total += t
+        for c in prange(n_chunks):
+            for i in range(c * step, min(n, c * step + step)):
+                d = (kbuf[i] >> shift) & 255
+                pos = hist[c, d]
+                dst[pos] = src[i]
+                kdst[pos] = kbuf[i]
+                hist[c, d] = pos + 1
         src, dst = dst, src
         kbuf, kdst = kdst, kbuf
     return src
@@ -90,36 +102,38 @@ def _rects(order, means2d, extents, tile, ntx, nty, rect):
 
 
 @njit(parallel=True, cache=True)
-def _count(rect, ntx, nty, band_rows, counts):
-    """counts[t] = number of Gaussians listed in tile t. Parallel over bands of tile rows."""
-    n_bands = (nty + band_rows - 1) // band_rows
-    for b in prange(n_bands):
-        r0 = b * band_rows
-        r1 = min(nty, r0 + band_rows) - 1
-        for k in range(rect.shape[0]):
-            y0 = max(rect[k, 2], r0)
-            y1 = min(rect[k, 3], r1)
-            for ty in range(y0, y1 + 1):
+def _count(rect, ntx, n_chunks, hist):
+    """hist[c, t] = number of the Gaussians of chunk c (contiguous in depth order) listed in tile t."""
+    n = rect.shape[0]
+    step = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        for t in range(hist.shape[1]):
+            hist[c, t] = 0
+        for k in range(c * step, min(n, c * step + step)):
+            for ty in range(rect[k, 2], rect[k, 3] + 1):
                 for tx in range(rect[k, 0], rect[k, 1] + 1):
-                    counts[ty * ntx + tx] += 1
+                    hist[c, ty * ntx + tx] += 1
 
 
 @njit(parallel=True, cache=True)
-def _fill(order, rect, ntx, nty, band_rows, offsets, gids):
-    """Write Gaussian ids into each tile's segment in depth order (stable counting sort by tile)."""
-    n_bands = (nty + band_rows - 1) // band_rows
-    for b in prange(n_bands):
-        r0 = b * band_rows
-        r1 = min(nty, r0 + band_rows) - 1
-        cursor = offsets[r0 * ntx : (r1 + 1) * ntx].copy()
-        for k in range(rect.shape[0]):
-            y0 = max(rect[k, 2], r0)
-            y1 = min(rect[k, 3], r1)
-            for ty in range(y0, y1 + 1):
+def _fill(order, rect, ntx, n_chunks, cursor, gids):
+    """Write Gaussian ids into each tile's segment in depth order (stable counting sort by tile): chunk c starts
+    writing tile t at cursor[c, t], after the earlier chunks' entries of that tile."""
+    n = rect.shape[0]
+    step = (n + n_chunks - 1) // n_chunks
+    for c in prange(n_chunks):
+        for k in range(c * step, min(n, c * step + step)):
+            g = order[k]
+            for ty in range(rect[k, 2], rect[k, 3] + 1):
                 for tx in range(rect[k, 0], rect[k, 1] + 1):
-                    c = (ty - r0) * ntx + tx
-                    gids[cursor[c]] = order[k]
-                    cursor[c] += 1
+                    t = ty * ntx + tx
+                    gids[cursor[c, t]] = g
+                    cursor[c, t] += 1
+
+
+def _n_chunks(n: int) -> int:
+    """Parallel chunks of the sorting passes: two per thread, none shorter than 4096 elements."""
+    return max(1, min(2 * numba.get_num_threads(), n // 4096))
 
 
 def contribution_extents(extents: np.ndarray, opacities: np.ndarray, visible: np.ndarray):
@@ -156,7 +170,7 @@ def depth_order(depths: np.ndarray, visible: np.ndarray) -> np.ndarray:
     d = np.ascontiguousarray(depths, dtype=np.float32)
     if idx.size and not (d[idx] > 0).all():
         return idx[np.argsort(d[idx], kind="stable")]  # not reached with a positive near plane
-    return _radix_argsort_positive(d, idx)
+    return _radix_argsort_positive(d, idx, _n_chunks(idx.shape[0]))
 
 
 def bin_gaussians(
@@ -176,14 +190,17 @@ def bin_gaussians(
     order = depth_order(depths, visible)
     rect = np.empty((order.shape[0], 4), np.int32)
     _rects(order, means2d, extents, float(tile_size), ntx, nty, rect)
-    n_threads = numba.get_num_threads()
-    band_rows = max(1, -(-nty // (4 * n_threads)))
-    counts = np.zeros(ntx * nty, np.int64)
-    _count(rect, ntx, nty, band_rows, counts)
+    n_chunks = _n_chunks(order.shape[0])
+    hist = np.empty((n_chunks, ntx * nty), np.int64)
+    _count(rect, ntx, n_chunks, hist)
     offsets = np.zeros(ntx * nty + 1, np.int64)
-    np.cumsum(counts, out=offsets[1:])
+    np.cumsum(hist.sum(axis=0), out=offsets[1:])
+    # chunk c's first slot in tile t: the tile's offset plus the earlier chunks' counts in it
+    cursor = np.cumsum(hist, axis=0)
+    cursor -= hist
+    cursor += offsets[None, :-1]
     gids = np.empty(int(offsets[-1]), np.int32)
-    _fill(order, rect, ntx, nty, band_rows, offsets, gids)
+    _fill(order, rect, ntx, n_chunks, cursor, gids)
     if reach is None:
         reach = np.full(len(depths), np.inf, np.float32)
     return TileBins(offsets=offsets, gids=gids, tiles_x=ntx, tiles_y=nty, tile_size=tile_size,

@@ -1,0 +1,74 @@
+"""Tile binning and depth sorting against a plain numpy construction of the same lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from splatup.render import tiles
+from splatup.render.tiles import TILE_SIZE, bin_gaussians, depth_order
+
+
+def _reference_lists(means2d, extents, depths, visible, width, height):
+    """Every (tile, Gaussian) pair by the rule in the tiles module docstring, ordered by tile, then depth, then
+    Gaussian index (np.lexsort), as (offsets, gids)."""
+    ntx, nty = -(-width // TILE_SIZE), -(-height // TILE_SIZE)
+    pairs_t, pairs_g = [], []
+    for g in np.flatnonzero(visible):
+        x0 = max(0, int(np.floor((means2d[g, 0] - extents[g, 0]) / TILE_SIZE)))
+        x1 = min(ntx - 1, int(np.floor((means2d[g, 0] + extents[g, 0]) / TILE_SIZE)))
+        y0 = max(0, int(np.floor((means2d[g, 1] - extents[g, 1]) / TILE_SIZE)))
+        y1 = min(nty - 1, int(np.floor((means2d[g, 1] + extents[g, 1]) / TILE_SIZE)))
+        for ty in range(y0, y1 + 1):
+            for tx in range(x0, x1 + 1):
+                pairs_t.append(ty * ntx + tx)
+                pairs_g.append(g)
+    t = np.asarray(pairs_t, np.int64)
+    g = np.asarray(pairs_g, np.int64)
+    order = np.lexsort((g, depths[g], t))
+    offsets = np.zeros(ntx * nty + 1, np.int64)
+    np.add.at(offsets, t + 1, 1)
+    return np.cumsum(offsets), g[order].astype(np.int32)
+
+
+def _random_scene(n, width, height, seed, tied_depths=False):
+    rng = np.random.default_rng(seed)
+    means2d = np.stack([rng.uniform(-40, width + 40, n), rng.uniform(-40, height + 40, n)], 1).astype(np.float32)
+    extents = rng.exponential(6.0, (n, 2)).astype(np.float32)
+    if tied_depths:  # few distinct values: the index must break the ties
+        depths = rng.choice(np.float32([0.5, 1.0, 2.0, 1e3]), n)
+    else:
+        depths = rng.uniform(0.2, 50.0, n).astype(np.float32)
+    visible = rng.random(n) < 0.9
+    return means2d, extents, depths, visible
+
+
+@pytest.mark.parametrize("n, tied", [(0, False), (1, False), (300, False), (20000, False), (20000, True)])
+def test_bins_match_reference_lists(n, tied):
+    width, height = 173, 131  # partial tiles on both axes
+    means2d, extents, depths, visible = _random_scene(n, width, height, seed=n, tied_depths=tied)
+    bins = bin_gaussians(means2d, extents, depths, visible, width, height)
+    offsets, gids = _reference_lists(means2d, extents, depths, visible, width, height)
+    np.testing.assert_array_equal(bins.offsets, offsets)
+    np.testing.assert_array_equal(bins.gids, gids)
+
+
+def test_depth_order_is_a_stable_argsort():
+    rng = np.random.default_rng(3)
+    depths = rng.choice(np.float32([0.25, 3.0, 3.0000002, 7.5]), 50000)  # ties and nearly equal values
+    visible = rng.random(50000) < 0.8
+    idx = np.flatnonzero(visible)
+    expected = idx[np.argsort(depths[idx], kind="stable")]
+    np.testing.assert_array_equal(depth_order(depths, visible), expected)
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 7])
+def test_chunking_does_not_change_the_lists(monkeypatch, chunks):
+    """The parallel passes cut their input into chunks; any cut gives the same lists."""
+    width, height = 260, 190
+    means2d, extents, depths, visible = _random_scene(30000, width, height, seed=11, tied_depths=True)
+    expected = bin_gaussians(means2d, extents, depths, visible, width, height)
+    monkeypatch.setattr(tiles, "_n_chunks", lambda n: chunks)
+    got = bin_gaussians(means2d, extents, depths, visible, width, height)
+    np.testing.assert_array_equal(got.offsets, expected.offsets)
+    np.testing.assert_array_equal(got.gids, expected.gids)
