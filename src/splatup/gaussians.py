@@ -21,6 +21,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 import torch
 
+from ._checks import all_finite, any_zero_row
 from .errors import SplatupInputError
 
 # Real SH constants as in INRIA 3DGS (utils/sh_utils.py, cuda_rasterizer/auxiliary.h).
@@ -265,11 +266,11 @@ class Gaussians:
         """Raise :class:`SplatupInputError` naming ``source``, the field and the first bad Gaussian if any
         value is NaN or infinite or a quaternion is zero. Returns self.
 
-        Fast path: one single-threaded numpy reduction per tensor (a NaN or Inf anywhere makes the sum
-        non-finite); only a non-finite sum pays for the element-wise search that names the first bad Gaussian."""
+        Fast path: one parallel pass per tensor (:mod:`splatup._checks`); only a failed check pays for the
+        element-wise search that names the first bad Gaussian."""
         for f in fields(self):
             t = getattr(self, f.name).detach()
-            if t.device.type == "cpu" and np.isfinite(np.add.reduce(t.numpy(), axis=None)):
+            if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and all_finite(t.numpy()):
                 continue
             bad = ~torch.isfinite(t)
             if bad.any():
@@ -279,8 +280,9 @@ class Gaussians:
                     f"{source}: field '{f.name}' has non-finite values (NaN or Inf) in {count} Gaussian(s), "
                     f"first at index {idx}: {t[idx].tolist()}"
                 )
-        zero = (self.quats.detach().cpu().numpy() == 0).all(axis=-1)
-        if zero.any():
+        q = self.quats.detach().cpu().numpy()
+        if q.shape[0] and any_zero_row(q.reshape(q.shape[0], -1)):
+            zero = (q == 0).all(axis=-1)
             idx = int(np.flatnonzero(zero)[0])
             raise SplatupInputError(
                 f"{source}: field 'quats' (rot_0..rot_3) is the zero quaternion at Gaussian {idx}; "

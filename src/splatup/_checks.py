@@ -1,0 +1,58 @@
+"""Single-pass input checks over large float arrays (numba, parallel): is every value finite, is any row zero.
+
+One read of the data, split over the threads; the slower element-wise search that names the first bad entry runs
+only when a check fails.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK = 1 << 14
+
+
+@njit(parallel=True, cache=True)
+def _all_finite(flat: np.ndarray) -> bool:
+    """flat: 1D float array. x - x is 0 for finite x and NaN for NaN or +-Inf, so a chunk's sum of x - x is 0
+    exactly when all its values are finite (no fastmath: the subtraction must not be folded away)."""
+    n = flat.shape[0]
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    bad = np.zeros(n_chunks, np.bool_)
+    for c in prange(n_chunks):
+        acc = flat.dtype.type(0.0)
+        for i in range(c * _CHUNK, min(n, c * _CHUNK + _CHUNK)):
+            acc += flat[i] - flat[i]
+        bad[c] = acc != 0.0
+    return not bad.any()
+
+
+@njit(parallel=True, cache=True)
+def _any_zero_row(rows: np.ndarray) -> bool:
+    """rows: 2D float array [N, K]. Whether some row is all zeros."""
+    n = rows.shape[0]
+    n_chunks = (n + _CHUNK - 1) // _CHUNK
+    hit = np.zeros(n_chunks, np.bool_)
+    for c in prange(n_chunks):
+        found = False
+        for i in range(c * _CHUNK, min(n, c * _CHUNK + _CHUNK)):
+            z = True
+            for k in range(rows.shape[1]):
+                z = z and rows[i, k] == 0.0
+            found = found or z
+        hit[c] = found
+    return hit.any()
+
+
+def all_finite(a: np.ndarray) -> bool:
+    """Whether every value of the float array a is finite (NaN and +-Inf are not)."""
+    if a.dtype not in (np.float32, np.float64):
+        return bool(np.isfinite(a).all())
+    return bool(_all_finite(np.ascontiguousarray(a).reshape(-1)))
+
+
+def any_zero_row(a: np.ndarray) -> bool:
+    """Whether some row of the 2D float array a [N, K] is all zeros."""
+    if a.dtype not in (np.float32, np.float64):
+        return bool((a == 0).all(axis=-1).any())
+    return bool(_any_zero_row(np.ascontiguousarray(a)))
