@@ -28,6 +28,10 @@ from typing import TYPE_CHECKING, Any
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
+from ._malloc import tune_malloc  # noqa: E402  (after the OpenMP policy; see its docstring)
+
+MALLOC_TUNED = tune_malloc()
+
 __version__ = "0.1.0"
 
 _EXPORTS = {

@@ -1,0 +1,35 @@
+"""Process-level settings that ``import splatup`` makes: the OpenMP spin policy and the glibc malloc thresholds,
+each applied only when the user has not chosen otherwise."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    drop = ("MALLOC_", "GLIBC_TUNABLES", "SPLATUP_MALLOC_TUNING", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
+
+
+def _run(code: str, env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", code], env=_clean_env(env), capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.mark.parametrize("env, expected", [({}, "10000"), ({"GOMP_SPINCOUNT": "5"}, "5"),
+                                           ({"OMP_WAIT_POLICY": "passive"}, "None")])
+def test_openmp_spin_policy_respects_the_users_choice(env, expected):
+    assert _run("import os, splatup; print(os.environ.get('GOMP_SPINCOUNT'))", env) == expected
+
+
+@pytest.mark.parametrize("env, expected", [({}, True), ({"SPLATUP_MALLOC_TUNING": "0"}, False),
+                                           ({"MALLOC_TRIM_THRESHOLD_": "1000000"}, False)])
+def test_malloc_tuning_respects_the_users_choice(env, expected):
+    """On glibc, import splatup raises the malloc thresholds unless the user opted out or tuned malloc."""
+    if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
+        pytest.skip("glibc only")
+    assert _run("import splatup; print(splatup.MALLOC_TUNED)", env) == str(expected)
