@@ -22,14 +22,14 @@ ArrayLike = torch.Tensor | np.ndarray | Sequence
 
 def _as_f64(x: ArrayLike, name: str, shape: tuple[int, ...]) -> torch.Tensor:
     try:
-        t = torch.as_tensor(np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64))
+        a = np.asarray(x.detach().cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64)
     except (TypeError, ValueError) as e:
         raise SplatupInputError(f"Camera: {name} must be numeric with shape {shape}: {e}") from e
-    if tuple(t.shape) != shape:
-        raise SplatupInputError(f"Camera: {name} must have shape {shape}, got {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
-        raise SplatupInputError(f"Camera: {name} has NaN or Inf entries: {t.tolist()}")
-    return t
+    if a.shape != shape:
+        raise SplatupInputError(f"Camera: {name} must have shape {shape}, got {a.shape}")
+    if not np.isfinite(a).all():
+        raise SplatupInputError(f"Camera: {name} has NaN or Inf entries: {a.tolist()}")
+    return torch.as_tensor(a)
 
 
 def _int_size(v: object, name: str) -> int:
@@ -72,19 +72,23 @@ class Camera:
         object.__setattr__(self, "K", K)
         object.__setattr__(self, "width", _int_size(self.width, "width"))
         object.__setattr__(self, "height", _int_size(self.height, "height"))
-        if not torch.allclose(w2c[3], torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)):
-            raise SplatupInputError(f"Camera: world_to_camera's last row must be [0, 0, 0, 1], got {w2c[3].tolist()}")
-        R = w2c[:3, :3]
-        err = float((R @ R.T - torch.eye(3, dtype=torch.float64)).abs().max())
-        if err > 1e-4 or float(torch.linalg.det(R)) < 0:
+        # checks in numpy on the float64 values (a handful of torch ops on 4x4 matrices cost ~0.5 ms per camera)
+        m = w2c.numpy()
+        k = K.numpy()
+        if not np.allclose(m[3], (0.0, 0.0, 0.0, 1.0), rtol=1e-5, atol=1e-8):
+            raise SplatupInputError(f"Camera: world_to_camera's last row must be [0, 0, 0, 1], got {m[3].tolist()}")
+        R = m[:3, :3]
+        err = float(np.abs(R @ R.T - np.eye(3)).max())
+        det = float(np.linalg.det(R))
+        if err > 1e-4 or det < 0:
             raise SplatupInputError(
                 "Camera: the rotation part of world_to_camera must be orthonormal with determinant +1 "
-                f"(|R R^T - I| = {err:.2g}, det = {float(torch.linalg.det(R)):.4g})"
+                f"(|R R^T - I| = {err:.2g}, det = {det:.4g})"
             )
-        if K[0, 0] <= 0 or K[1, 1] <= 0:
-            raise SplatupInputError(f"Camera: focal lengths K[0,0], K[1,1] must be > 0, got {K[0,0]}, {K[1,1]}")
-        if K[0, 1] != 0 or K[1, 0] != 0 or K[2, 0] != 0 or K[2, 1] != 0 or K[2, 2] != 1:
-            raise SplatupInputError(f"Camera: K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {K.tolist()}")
+        if k[0, 0] <= 0 or k[1, 1] <= 0:
+            raise SplatupInputError(f"Camera: focal lengths K[0,0], K[1,1] must be > 0, got {k[0, 0]}, {k[1, 1]}")
+        if k[0, 1] != 0 or k[1, 0] != 0 or k[2, 0] != 0 or k[2, 1] != 0 or k[2, 2] != 1:
+            raise SplatupInputError(f"Camera: K must be [[fx, 0, cx], [0, fy, cy], [0, 0, 1]], got {k.tolist()}")
 
     # ------------------------------------------------------------------ properties
     @property
