@@ -2,8 +2,9 @@
 
 A frame allocates and frees images of several MB (1920x1080 RGB float32 is 25 MB). With glibc's defaults such a
 buffer is often returned to the kernel when freed (mmap threshold, heap trimming), and the next frame pays a page
-fault per 4 KiB page to get it back: measured on plant.splat at 1920x1080 (benchmarks/bench_upscale.py), the native
-frame took 49-51 ms instead of 44 ms and the Hermite upscaler at 1.5x 9.3 ms instead of 4.6 ms. Raising the mmap
+fault per 4 KiB page to get it back. benchmarks/bench_malloc.py measures both settings side by side on plant.splat
+at 1920x1080 in bench_upscale.py's mix of frames: with the tuning the native frame took 0.86x, the native frame with
+derivatives 0.73x and the Hermite upscaler at 1.5x 0.51x the time under glibc's defaults. Raising the mmap
 threshold to 512 MiB and the trim threshold to 1 GiB keeps such buffers in the heap for reuse; the cost is that up
 to 1 GiB of freed memory may stay mapped in the process.
 
