@@ -7,6 +7,7 @@ only when a check fails.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from numba import njit, prange
 
 _CHUNK = 1 << 14
@@ -44,15 +45,26 @@ def _any_zero_row(rows: np.ndarray) -> bool:
     return hit.any()
 
 
-def all_finite(a: np.ndarray) -> bool:
-    """Whether every value of the float array a is finite (NaN and +-Inf are not)."""
-    if a.dtype not in (np.float32, np.float64):
-        return bool(np.isfinite(a).all())
-    return bool(_all_finite(np.ascontiguousarray(a).reshape(-1)))
+def _fast_view(a: np.ndarray | torch.Tensor) -> np.ndarray | None:
+    """A numpy view of a for the numba checks (CPU float32/float64 only), else None."""
+    if isinstance(a, torch.Tensor):
+        if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64):
+            return None
+        a = a.detach().numpy()
+    return np.ascontiguousarray(a) if a.dtype in (np.float32, np.float64) else None
 
 
-def any_zero_row(a: np.ndarray) -> bool:
-    """Whether some row of the 2D float array a [N, K] is all zeros."""
-    if a.dtype not in (np.float32, np.float64):
-        return bool((a == 0).all(axis=-1).any())
-    return bool(_any_zero_row(np.ascontiguousarray(a)))
+def all_finite(a: np.ndarray | torch.Tensor) -> bool:
+    """Whether every value of the array or tensor a is finite (NaN and +-Inf are not)."""
+    v = _fast_view(a)
+    if v is None:
+        return bool(torch.isfinite(a).all()) if isinstance(a, torch.Tensor) else bool(np.isfinite(a).all())
+    return bool(_all_finite(v.reshape(-1)))
+
+
+def any_zero_row(a: np.ndarray | torch.Tensor) -> bool:
+    """Whether some row of the 2D array or tensor a [N, K] is all zeros."""
+    v = _fast_view(a)
+    if v is None:
+        return bool((a == 0).all(-1).any())
+    return bool(_any_zero_row(v))

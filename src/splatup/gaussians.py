@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields, replace
 
-import numpy as np
 import torch
 
 from ._checks import all_finite, any_zero_row
@@ -270,7 +269,7 @@ class Gaussians:
         element-wise search that names the first bad Gaussian."""
         for f in fields(self):
             t = getattr(self, f.name).detach()
-            if t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64) and all_finite(t.numpy()):
+            if all_finite(t):
                 continue
             bad = ~torch.isfinite(t)
             if bad.any():
@@ -280,10 +279,9 @@ class Gaussians:
                     f"{source}: field '{f.name}' has non-finite values (NaN or Inf) in {count} Gaussian(s), "
                     f"first at index {idx}: {t[idx].tolist()}"
                 )
-        q = self.quats.detach().cpu().numpy()
-        if q.shape[0] and any_zero_row(q.reshape(q.shape[0], -1)):
-            zero = (q == 0).all(axis=-1)
-            idx = int(np.flatnonzero(zero)[0])
+        q = self.quats.detach()
+        if any_zero_row(q):
+            idx = int((q == 0).all(dim=-1).nonzero()[0, 0])
             raise SplatupInputError(
                 f"{source}: field 'quats' (rot_0..rot_3) is the zero quaternion at Gaussian {idx}; "
                 "a rotation needs a non-zero quaternion"
