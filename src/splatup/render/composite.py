@@ -503,7 +503,8 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
                                   tiles_x, bg, out_color, out_alpha, out_depth, out_dx, out_dy, out_dxy, out_tder):
     """Forward with image-space derivatives. As :func:`composite_forward`, plus out_dx, out_dy, out_dxy
     [H, W, 3] (dC/dx, dC/dy, d2C/dxdy in this image's pixel units, background terms included) and
-    out_tder [H, W, 3] the final (dT/dx, dT/dy, d2T/dxdy)."""
+    out_tder [H, W, 3] the final (dT/dx, dT/dy, d2T/dxdy), or an empty [0, 0, 3] array when not wanted."""
+    want_tder = out_tder.shape[0] > 0
     n_tiles = offsets.shape[0] - 1
     maxlen = _max_list(offsets)
     zero = np.int32(n_tiles < -1)  # 0, but not a constant to the compiler (see _fence)
@@ -529,8 +530,10 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
         n = e - s
         if n == 0:
             _fill_empty_tile(tx, ty, width, height, bg, zeros3, out_color, out_alpha, out_depth)
-            for out in (out_dx, out_dy, out_dxy, out_tder):
+            for out in (out_dx, out_dy, out_dxy):
                 _fill_tile(out, tx, ty, width, height, zeros3)
+            if want_tder:
+                _fill_tile(out_tder, tx, ty, width, height, zeros3)
             continue
         _gather_tile(P, Q, s, e, gids, G)
         _bucket_blocks(Q, n, tx, ty, mask, bcnt, bidx)
@@ -569,6 +572,7 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
                         out_dxy[py, px, k] = acc[9 + k, l] + Txy * bg[k]
                     out_alpha[py, px] = acc[13, l]
                     out_depth[py, px] = acc[12, l] / acc[13, l] if acc[13, l] > _ZERO else _ZERO
-                    out_tder[py, px, 0] = Tx
-                    out_tder[py, px, 1] = Ty
-                    out_tder[py, px, 2] = Txy
+                    if want_tder:
+                        out_tder[py, px, 0] = Tx
+                        out_tder[py, px, 1] = Ty
+                        out_tder[py, px, 2] = Txy

@@ -48,10 +48,12 @@ for T_y, T_xy: differences divided by (1 - alpha) >= 0.01, so float32 rounding i
 per opaque entry, and the error grows along the list. It would also need the forward to record where
 each pixel stopped, and it would still re-decide skip and clamp from a recomputed alpha.
 
-These kernels instead *replay* the forward, front to back, with the same float32 per-lane expressions, the
-same ``fexp`` and the same decision rule as the forward kernels in ``composite.py`` (written out identically;
-compare them line by line when either changes). Per pixel the replay makes the forward's decisions and
-computes its values bit for bit; only the grouping of pixels into SIMD lanes differs (below). The replay
+These kernels instead *replay* the forward, front to back, with the same float32 alpha expression, the same
+``fexp`` and the same decision rule as the forward kernels in ``composite.py`` (written out again here; compare
+them line by line when either changes). Per pixel the replay makes the forward's decisions and computes its
+weights alpha T bit for bit (tested, below). The forward fences some products against fast-math rewrites and
+orders the derivative-state updates as explicit FMAs; the replay writes those updates plainly, so its T_x, T_y,
+T_xy agree with the forward's to float32 rounding, not bit for bit. The replay
 stores, per visited entry and lane, the used alpha (0 when skipped or stopped; 0.99 exactly when clamped)
 and the state before the entry (T, and T_x, T_y, T_xy with derivatives) in a per-thread buffer of
 [L, 2 | 5, 16] floats (L = the longest tile list), and notes which entries some lane used. The adjoint
@@ -63,9 +65,8 @@ Loop shape and work skipping
 ----------------------------
 ``prange`` over N_CHUNKS chunks of tiles dealt round-robin (as the forward), with all scratch allocated
 once per chunk; an empty tile costs nothing but writing its transmittance 1. The 16 lanes are a 4 x 4 pixel
-block, not the forward's 16-pixel row: the Gaussians are small next to a tile (on a real scene a used entry
-covers a few pixels of a row), so a square block wastes fewer lanes: on plant.splat about a third fewer
-(entry, block) sweep steps than (entry, row) ones. Each block visits only the entries of its
+block, as in the forward: the Gaussians are small next to a tile (on a real scene a used entry covers a few
+pixels of a row), so a square block wastes fewer lanes than a 16-pixel row. Each block visits only the entries of its
 bucket (:func:`_bucket_blocks`): those whose vertical reach covers some of its rows and whose alpha >= 1/255
 chords on those rows meet its columns. Every entry left out is one that every lane of the block skips
 (alpha < 1/255), in the forward as in the replay, so leaving it out changes nothing. With dy varying across
@@ -80,8 +81,9 @@ a scene whose opacities put alpha on the 1/255 and 0.99 thresholds to within rou
 decides differently from float32 in dozens of places); and every entry that reaches alpha >= 1/255 (float64)
 at a pixel of a block is in that block's bucket, on plant.splat among others.
 
-Cost (plant.splat, 2 threads, medians of interleaved runs): the backward kernel takes 0.78-0.80x its forward
-kernel at 400 x 400 with derivatives (24-25 vs 31 ms) and 0.85-0.88x at 800 x 800 plain (41 vs 46-49 ms).
+Cost: measured against the forward kernels of revision 09848b8 (16-pixel rows) the backward took 0.78-0.88x
+their time on plant.splat; the forward has since become about 2x faster (benchmarks/bench_composite_kernels.py),
+and the backward was not re-measured against it.
 """
 
 from __future__ import annotations
@@ -141,7 +143,7 @@ def _gather_tile(P, s, e, gids, means2d, conics, opac, colors, reach):
 @njit(inline="always")
 def _strip_chord(P, k, d0, d1):
     """An x interval [lo, hi] containing the alpha >= 1/255 chords of entry k on every row at vertical offset
-    dy in [d0, d1] (lo > hi: none), with composite._chord's margins (threshold 0.999 / 255, half-width
+    dy in [d0, d1] (lo > hi: none), with the forward's chord margins (threshold 0.999 / 255, half-width
     x 1.001 + 1e-3 px), far above float32 round-off. The chord at dy is centred at
     mx - (b / a) dy, linear in dy, with half-width sqrt((k2 - dy^2 (c - b^2 / a)) / a), largest where |dy| is
     smallest: so [min centre - widest half-width, max centre + widest half-width] holds them all."""
@@ -158,7 +160,7 @@ def _strip_chord(P, k, d0, d1):
 @njit(inline="always")
 def _bucket_blocks(P, n, tx, ty, bcnt, bidx):
     """bidx[b, :bcnt[b]] = the entries (in depth order) that can reach alpha >= 1/255 somewhere in 4 x 4 block b
-    (b = 4 by + bx): the tile rows the vertical reach covers (the rule of composite._bucket_rows), then per
+    (b = 4 by + bx): the tile rows the vertical reach covers (the forward's rule, composite._block_masks), then per
     block row the x interval holding those rows' alpha >= 1/255 chords (:func:`_strip_chord`) against the
     blocks' columns. Every other entry is one that every lane of the block skips (alpha < 1/255), in the
     forward as in the replay."""
@@ -196,7 +198,7 @@ def _start_tile(t, offsets, tiles_x, width, height, grad_rows, replay_trans):
     e = offsets[t + 1]
     tx = t % tiles_x
     ty = t // tiles_x
-    if e == s:
+    if e == s and replay_trans.shape[0] > 0:
         for py in range(ty * LANES, min(height, ty * LANES + LANES)):
             for px in range(tx * LANES, min(width, tx * LANES + LANES)):
                 replay_trans[py, px] = _ONE
@@ -250,7 +252,10 @@ def _load_trans(gl, row, g_trans, pix):
 
 @njit(inline="always")
 def _store_trans(replay_trans, ca, pix):
-    """The replayed final transmittance 1 - sum of weights of the block's pixels inside the image."""
+    """The replayed final transmittance 1 - sum of weights of the block's pixels inside the image (nothing when
+    replay_trans is empty: not wanted)."""
+    if replay_trans.shape[0] == 0:
+        return
     for l in range(LANES):
         if pix[2, l]:
             replay_trans[pix[1, l], pix[0, l]] = _ONE - ca[l]
@@ -494,7 +499,7 @@ def composite_backward(means2d, conics, opac, colors, reach, offsets, gids, widt
     Inputs as the forward's (float32 means2d [N, 2], conics [N, 3], opac [N], colors [N, 3], reach [N]; int64
     offsets [T + 1]; int32 gids [M]; bg [3]; no depths); upstream g_color [H, W, 3] and g_trans [H, W]
     (either may be empty, shape (0, 0[, 0]), meaning zero). Outputs: grad_rows [M, 9] (every row written),
-    replay_trans [H, W] the replayed final transmittance.
+    replay_trans [H, W] the replayed final transmittance, or an empty [0, 0] array when not wanted.
     """
     n_tiles = offsets.shape[0] - 1
     maxlen = _max_list(offsets)

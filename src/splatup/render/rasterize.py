@@ -79,8 +79,8 @@ class _Composite(torch.autograd.Function):
     backward: the numba kernels of :mod:`.composite_backward` replay the forward per 4 x 4 pixel block and
     sweep back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
     own rows, race-free); a parallel pass over ranges of Gaussian ids sums them per Gaussian. Upstream
-    gradients of colour, transmittance and (with derivatives) dx, dy, dxy are used; an output the loss does
-    not use arrives as None and costs nothing; the depth sum is not differentiable. The forward keeps its
+    gradients of colour, alpha and (with derivatives) dx, dy, dxy are used; an output the loss does not use
+    arrives as None and costs nothing; the expected depth is not differentiable. The forward keeps its
     float32 input arrays (views of the inputs when those are float32) for the replay.
     """
 
@@ -98,10 +98,9 @@ class _Composite(torch.autograd.Function):
             dx = torch.empty(H, W, 3)
             dy = torch.empty(H, W, 3)
             dxy = torch.empty(H, W, 3)
-            tder = torch.empty(H, W, 3)
-            K.composite_forward_derivatives(
+            K.composite_forward_derivatives(  # the final dT images are not wanted: empty array
                 *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
-                color.numpy(), a2, d2, dx.numpy(), dy.numpy(), dxy.numpy(), tder.numpy(),
+                color.numpy(), a2, d2, dx.numpy(), dy.numpy(), dxy.numpy(), np.empty((0, 0, 3), np.float32),
             )
         else:
             dx = dy = dxy = torch.empty(0)
@@ -125,7 +124,7 @@ class _Composite(torch.autograd.Function):
         arrs = ctx.arrays  # the very float32 values the forward used
         M = bins.n_pairs
         rows = torch.empty(M, KB.NGRAD)
-        replay_trans = torch.empty(H, W)
+        replay_trans = np.empty((0, 0), np.float32)  # the replayed transmittance is for the tests only
         gc = _upstream(g_color)
         # alpha = 1 - T_final: the kernels take the gradient of the final transmittance
         gt = _upstream(g_alpha)
@@ -133,11 +132,11 @@ class _Composite(torch.autograd.Function):
         if ctx.derivatives:
             KB.composite_backward_derivatives(
                 *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
-                _upstream(g_dx), _upstream(g_dy), _upstream(g_dxy), rows.numpy(), replay_trans.numpy(),
+                _upstream(g_dx), _upstream(g_dy), _upstream(g_dxy), rows.numpy(), replay_trans,
             )
         else:
             KB.composite_backward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
-                                  rows.numpy(), replay_trans.numpy())
+                                  rows.numpy(), replay_trans)
         n = means2d.shape[0]
         g_means, g_conics, g_opac, g_colors = torch.empty(n, 2), torch.empty(n, 3), torch.empty(n), torch.empty(n, 3)
         KB.sum_rows_by_gaussian(bins.gids, rows.numpy(), 2 * numba.get_num_threads(), g_means.numpy(),

@@ -184,7 +184,8 @@ def bin_gaussians(
     reach: np.ndarray | None = None,
 ) -> TileBins:
     """Bin and sort. means2d, extents: float [N, 2] px; depths: float [N]; visible: bool [N]; reach: optional
-    [N] vertical reach handed to the kernels (default: the 3-sigma extent, i.e. no row skipping beyond it)."""
+    [N] vertical reach handed to the kernels (default: +inf, no vertical limit; the kernels' chord rule still
+    applies)."""
     ntx = (width + tile_size - 1) // tile_size
     nty = (height + tile_size - 1) // tile_size
     order = depth_order(depths, visible)
