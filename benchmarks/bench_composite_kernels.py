@@ -1,10 +1,10 @@
 """Forward compositing kernels: the working tree's against a git revision's, side by side, same inputs.
 
 Inputs: plant.splat (a trained 3DGS of a real capture) seen by splatup.viewpoints.orbit_camera(scene, 1920, 1080)
-and its low-res cameras splatup.pipeline.lowres_camera(cam, s) for s = 2, 3, 4 with the matched dilation (what
-render(scale=s) composites), binned as rasterize() bins them; and the kernel bake-off's synthetic 2D scene (100k
-Gaussians, 640x480, benchmarks/bench_raster.py ``bakeoff_2d_inputs``). Each configuration runs the plain and the
-derivative kernel of both revisions; every output plane of the two revisions is checked bit for bit first.
+and its low-res cameras splatup.pipeline.lowres_camera(cam, s) for s = 1, 2, 3, 4 (--scales) with the matched
+dilation (what render(scale=s) composites), binned as rasterize() bins them; and the kernel bake-off's synthetic
+2D scene (100k Gaussians, 640x480, benchmarks/bench_raster.py ``bakeoff_2d_inputs``). Each configuration runs the
+plain and the derivative kernel of both revisions; every output plane of the two revisions is checked bit for bit first.
 
 Timing: per round every (configuration, kernel, revision) runs once, in an order rotated each round; medians over
 the rounds after warm-up. Reported per call: wall time and process CPU time (all threads; the machine is shared,
@@ -23,7 +23,6 @@ import splatup as su  # first: it sets the OpenMP spin policy before torch and n
 import argparse
 import hashlib
 import importlib
-import json
 import os
 import platform
 import statistics
@@ -37,6 +36,7 @@ import numba
 import numpy as np
 import torch
 
+from splatup.bench.report import write_json
 from splatup.pipeline import lowres_camera, matched_dilation
 from splatup.render import composite as K
 from splatup.render.project import project
@@ -177,9 +177,7 @@ def main() -> None:
     meta = dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), ref=args.ref, machine=platform.machine(),
                 python=platform.python_version(), numba=numba.__version__, threads=numba.get_num_threads(),
                 repeats=args.repeats, cpu_count=os.cpu_count())
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(dict(meta=meta, results=rows), indent=1))
-    os.replace(tmp, args.out)
+    write_json(args.out, dict(meta=meta, results=rows))
     print(f"wrote {args.out}")
 
 

@@ -4,7 +4,7 @@ Child processes alternate between SPLATUP_MALLOC_TUNING=1 (the default) and =0 (
 benchmarks/bench_upscale.py (plant.splat at 1920x1080; its interleaved mix of native frames, low-res renders and
 every upscaler, the allocation pattern of a comparison session) with --no-lpips and reads back its timings.
 Reported per setting: the median over the child processes, the tuned / untuned ratios, and the children's system
-CPU time (page faults are counted there).
+CPU time (page faults are counted there; it covers the whole child run, JIT and the quality pass included).
 
 usage: python benchmarks/bench_malloc.py [--rounds 3] [--repeats 5] [--out benchmarks/results/malloc.json]
 """
@@ -20,6 +20,8 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from splatup.bench.report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("native/plain", "native/derivatives", "x1.5/render_hermite", "x1.5/upscale_hermite", "x2/render_hermite",
@@ -57,7 +59,7 @@ def main() -> None:
     k = "system_cpu_s"
     print(f"{'system CPU (s)':24s} {med['1'][k]:9.2f} {med['0'][k]:9.2f} {med['1'][k] / med['0'][k]:12.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"tuned": med["1"], "glibc_defaults": med["0"], "runs": runs}, indent=1))
+    write_json(args.out, {"tuned": med["1"], "glibc_defaults": med["0"], "runs": runs})
     print(f"wrote {args.out}")
 
 

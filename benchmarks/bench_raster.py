@@ -18,7 +18,6 @@ import splatup as su  # first: it sets the OpenMP spin policy before torch and n
 
 # isort: on
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,6 +29,7 @@ import numba
 import numpy as np
 import torch
 
+from splatup.bench.report import write_json
 from splatup.bench.synthetic import bakeoff_gaussians_2d, bakeoff_scene_3d
 from splatup.bench.workcount import FLOPS_PER_EVAL, PEAK_GFLOPS, count_evaluations
 from splatup.render import composite as K
@@ -145,12 +145,13 @@ def main() -> None:
     print(f"running {len(runners)} configurations x {args.repeats} repeats (after 2 warm-ups) ...", flush=True)
     res = median_times(runners, args.repeats)
 
-    # work statistics of each frame (exact scalar-kernel evaluations and lane-blocked evaluations)
+    # work statistics of each frame (exact scalar-kernel evaluations and lane-blocked evaluations), on the tile
+    # lists rasterize() composites: opacity-aware extents of the Gaussians that can reach alpha 1/255
     work = {}
     for name, (scene, cam) in {"plant_1280x720": (plant, plant_cam), "synthetic_640x480": (synth, synth_cam)}.items():
         p = project(scene, cam)
-        b = bin_gaussians(p.means2d.detach().numpy(), p.extents.detach().numpy(), p.depths.detach().numpy(),
-                          p.visible.numpy(), cam.width, cam.height)
+        b = bin_gaussians(p.means2d.detach().numpy(), p.bin_extents.numpy(), p.depths.detach().numpy(),
+                          p.alive.numpy(), cam.width, cam.height)
         work[name] = count_evaluations(p.means2d.detach().numpy(), p.conics.detach().numpy(),
                                        p.opacities.detach().numpy(), b.offsets, b.gids, cam.width, cam.height,
                                        b.tiles_x)
@@ -210,7 +211,7 @@ def main() -> None:
     meta = dict(date=time.strftime("%Y-%m-%d %H:%M:%S"), machine=platform.machine(), processor=platform.processor(),
                 python=platform.python_version(), torch=torch.__version__, numba=numba.__version__,
                 threads=numba.get_num_threads(), repeats=args.repeats, cpu_count=os.cpu_count())
-    args.out.write_text(json.dumps(dict(meta=meta, results=rows, ratios=ratios, work=work), indent=1))
+    write_json(args.out, dict(meta=meta, results=rows, ratios=ratios, work=work))
     print(f"\nwrote {args.out}")
 
 

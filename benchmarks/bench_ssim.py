@@ -9,7 +9,8 @@ by round with the order rotating (median and min of the repeats after warm-up):
 The old implementation is the plain-torch twin splatup.reference.ssim_reference. The claim is the ratio
 old / new measured side by side in this run.
 
-usage: python benchmarks/bench_ssim.py [--threads 2] [--repeats 30] [--sizes 400 800] [--out results/ssim.json]
+usage: python benchmarks/bench_ssim.py [--threads 2] [--repeats 30] [--sizes 400 800]
+       [--out benchmarks/results/ssim.json]
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import splatup  # noqa: F401  (first: it sets the OpenMP spin policy before torc
 
 # isort: on
 import argparse
-import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numba
 import torch
 
+from splatup.bench.report import write_json
+from splatup.bench.timing import interleaved_samples
 from splatup.metrics import ssim
 from splatup.reference import ssim_reference
 
@@ -36,17 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed(fns: dict, repeats: int, warmup: int = 3) -> dict[str, dict[str, float]]:
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(repeats):
-        k = i % len(names)
-        for n in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            fns[n]()
-            samples[n].append(time.perf_counter() - t0)
+    """Median and minimum ms of each callable, interleaved (splatup.bench.timing.interleaved_samples)."""
+    samples = interleaved_samples(fns, repeats, warmup)
     return {n: {"median_ms": 1e3 * statistics.median(s), "min_ms": 1e3 * min(s)} for n, s in samples.items()}
 
 
@@ -97,9 +89,7 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
               "numba": numba.__version__, "torch": torch.__version__, "cases": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, args.out)
+    write_json(args.out, report)
     print(f"\nload average before/after: {load_before} / {report['loadavg_after']}; wrote {args.out}")
 
 

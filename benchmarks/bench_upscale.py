@@ -34,6 +34,7 @@ import numba
 import torch
 
 from splatup.bench.compare import quality_metrics
+from splatup.bench.report import write_text
 from splatup.bench.timing import interleaved_medians
 from splatup.pipeline import render_lowres, upscale_lowres
 from splatup.viewpoints import orbit_camera
@@ -153,8 +154,8 @@ def main() -> None:
                 torch=torch.__version__, numba=numba.__version__, threads=numba.get_num_threads(),
                 repeats=args.repeats, size=[W, H], scene=str(args.scene), camera=repr(cam))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(dict(meta=meta, timings_s=t, rows=rows, quality=quality, checks=checks),
-                                   indent=1, default=float))
+    write_text(args.out, json.dumps(dict(meta=meta, timings_s=t, rows=rows, quality=quality, checks=checks),
+                                    indent=1, default=float))
     print(f"\nwrote {args.out}")
 
 

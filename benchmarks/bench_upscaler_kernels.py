@@ -10,7 +10,8 @@ round with the order rotating (median and min of the repeats after warm-up):
   torch_bicubic   F.interpolate(bicubic, align_corners=False) on NCHW
 The claim is the ratio hermite / cv2_cubic measured side by side in this run.
 
-usage: python benchmarks/bench_upscaler_kernels.py [--threads 2] [--repeats 30] [--out results/upscaler_kernels.json]
+usage: python benchmarks/bench_upscaler_kernels.py [--threads 2] [--repeats 30]
+       [--out benchmarks/results/upscaler_kernels.json]
 """
 
 from __future__ import annotations
@@ -20,11 +21,9 @@ import splatup as su  # first: it sets the OpenMP spin policy before torch and n
 
 # isort: on
 import argparse
-import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import cv2
@@ -33,6 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from splatup.bench.report import write_json
+from splatup.bench.timing import interleaved_samples
 from splatup.upscale.hermite import hermite_backward
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,17 +41,8 @@ CASES = [((360, 640), (720, 1280)), ((540, 960), (1080, 1920)), ((360, 640), (10
 
 
 def timed(fns: dict, repeats: int, warmup: int = 3) -> dict[str, dict[str, float]]:
-    names = list(fns)
-    for _ in range(warmup):
-        for n in names:
-            fns[n]()
-    samples: dict[str, list[float]] = {n: [] for n in names}
-    for i in range(repeats):
-        k = i % len(names)
-        for n in names[k:] + names[:k]:
-            t0 = time.perf_counter()
-            fns[n]()
-            samples[n].append(time.perf_counter() - t0)
+    """Median and minimum ms of each callable, interleaved (splatup.bench.timing.interleaved_samples)."""
+    samples = interleaved_samples(fns, repeats, warmup)
     return {n: {"median_ms": 1e3 * statistics.median(s), "min_ms": 1e3 * min(s)} for n, s in samples.items()}
 
 
@@ -106,9 +98,7 @@ def main() -> None:
               "cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
               "numba": numba.__version__, "torch": torch.__version__, "opencv": cv2.__version__, "cases": results}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, args.out)
+    write_json(args.out, report)
     print(f"\nload average before/after: {load_before} / {report['loadavg_after']}; wrote {args.out}")
 
 

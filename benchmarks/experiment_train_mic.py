@@ -1,7 +1,8 @@
 """Training with gradient-aware upscaling in the loop, on NeRF-synthetic mic at 400x400 (issue 4's experiment).
 
 Three runs with the same number of iterations, one after the other in this process (so seconds per iteration
-are measured on the same machine in one run):
+are measured on the same machine in one run; with --runs a subset runs and is merged into an existing --out file,
+whose meta then describes the last invocation; peak_rss_gb is the process's maximum over its runs):
   (a) native      train at 400x400 (images area-downsampled from 800)
   (b) upscale 2   train at 400x400 rendering at 200x200 with derivatives + Hermite upscaling in the loop
                   (the 200x200 render keeps the native filter, dilation 0.3 / 4 low-res px^2)
@@ -30,6 +31,7 @@ from pathlib import Path
 import numba
 import torch
 
+from splatup.bench.report import write_json
 from splatup.train.evaluate import evaluate
 from splatup.train.model import TrainConfig
 from splatup.train.trainer import TrainSettings, train
@@ -92,7 +94,7 @@ def main() -> None:
                     threads=numba.get_num_threads(), iterations=n, test_views=args.test_views,
                     peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"meta": meta, "runs": results}, indent=1))
+        write_json(args.out, {"meta": meta, "runs": results})
     if all(k in results for k in "abc"):
         a, b = results["a"], results["b"]
         print(f"\n(b)/(a) seconds per iteration: {b['seconds_per_iteration'] / a['seconds_per_iteration']:.3f}")

@@ -3,8 +3,8 @@
 NeRF-synthetic mic at 400x400, a model of N random Gaussians (the trainer's random init) or a trained .ply (--scene),
 SH degree 3 active, white background. Per mode: the median over repeats of the step's stages (render, loss,
 backward, Adam) and, from torch.profiler, the self CPU time of the named kernels (projection, compositing, Hermite
-upscaling, SSIM, fused Adam forward and backward). Splits the step into per-Gaussian work, identical in both modes,
-and per-pixel work, which upscaling reduces.
+upscaling, SSIM, fused Adam forward and backward), from which the per-Gaussian work (the same in both modes) and the
+per-pixel work (which upscaling reduces) can be read off.
 
 usage: python benchmarks/profile_train_step.py [--gaussians 100000 | --scene point_cloud.ply] [--repeats 20] [--out ...]
 """
@@ -16,7 +16,6 @@ import splatup as su  # first: it sets the OpenMP spin policy before torch and n
 
 # isort: on
 import argparse
-import json
 import os
 import statistics
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from splatup.bench.report import write_json
 from splatup.io.datasets import load_dataset
 from splatup.train.losses import photometric_loss
 from splatup.train.model import GaussianModel, TrainConfig
@@ -99,7 +99,7 @@ def main() -> None:
         print(f"  {k:26s} {a['kernel_self_cpu_ms'].get(k, 0.0):8.1f} {b['kernel_self_cpu_ms'].get(k, 0.0):10.1f}")
     print(f"step upscale 2 / native: {b['stages_ms']['step'] / a['stages_ms']['step']:.2f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1))
+    write_json(args.out, results)
     print(f"wrote {args.out}")
 
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 
 
-def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time in seconds of each zero-argument callable. Each round calls every function once, the order
-    rotating between rounds; ``warmup`` untimed rounds come first (JIT compilation, caches)."""
+def interleaved_samples(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+    """Wall times in seconds of each zero-argument callable, ``repeats`` per callable. Each round calls every
+    function once, the order rotating between rounds; ``warmup`` untimed rounds come first (JIT, caches)."""
     names = list(fns)
     for _ in range(warmup):
         for n in names:
@@ -21,4 +21,9 @@ def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warm
             t0 = time.perf_counter()
             fns[n]()
             samples[n].append(time.perf_counter() - t0)
-    return {n: statistics.median(s) for n, s in samples.items()}
+    return samples
+
+
+def interleaved_medians(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
+    """Median wall time in seconds of each callable, timed by :func:`interleaved_samples`."""
+    return {n: statistics.median(s) for n, s in interleaved_samples(fns, repeats, warmup).items()}
