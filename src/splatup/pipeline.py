@@ -19,8 +19,8 @@ from .errors import SplatupInputError
 from .gaussians import Gaussians
 from .render.project import DEFAULT_DILATION
 from .render.rasterize import RasterOutput, rasterize
+from .upscale.classic import METHODS as CLASSIC_METHODS
 
-CLASSIC_METHODS = ("nearest", "bilinear", "bicubic", "bicubic-pil", "lanczos", "fd-hermite")
 METHODS = ("native", "hermite") + CLASSIC_METHODS
 
 

@@ -38,8 +38,17 @@ from numba import njit, prange
 
 from ..errors import SplatupInputError
 from .geometry import PhaseTable, phase_table, source_index
-from .hermite import PLANAR_MAX_PERIOD, upscale
-from .util import FASTMATH, check_image, check_size, dynamic_chunks, n_chunks, raise_non_finite
+from .hermite import upscale
+from .util import (
+    FASTMATH,
+    PLANAR_MAX_PERIOD,
+    check_image,
+    check_size,
+    dynamic_chunks,
+    kernel_for,
+    n_chunks,
+    raise_non_finite,
+)
 
 METHODS = ("nearest", "bilinear", "bicubic", "bicubic-pil", "lanczos", "fd-hermite")
 TAPS = {"nearest": 1, "bilinear": 2, "bicubic": 4, "bicubic-pil": 4, "lanczos": 6}
@@ -294,16 +303,8 @@ def _make_backward(n_channels: int):
     return kernel
 
 
-SPECIALISED_CHANNELS = (3,)  # RGB; other counts share one kernel (fewer compilations)
-_FORWARD: dict = {}
+_FORWARD: dict = {}  # compiled kernels by channel key (util.kernel_for)
 _BACKWARD: dict = {}
-
-
-def _kernel(table: dict, make, C: int):
-    key = C if C in SPECIALISED_CHANNELS else 0
-    if key not in table:
-        table[key] = make(key)
-    return table[key]
 
 
 def _xt_args(xt: PhaseTable) -> tuple:
@@ -312,7 +313,8 @@ def _xt_args(xt: PhaseTable) -> tuple:
 
 def classic_forward(img: np.ndarray, size: tuple[int, int], method: str,
                     out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """numpy entry: [B, h, w, C] C-contiguous float array -> ([B, H, W, C], all input rows read finite)."""
+    """numpy entry: [B, h, w, C] C-contiguous float array -> ([B, H, W, C], finite). finite: every input value
+    was seen and finite; False when one was not, or when downscaling in y skipped rows (then check the inputs)."""
     B, h, w, C = img.shape
     H, W = size
     plan = classic_plan(H, W, h, w, method, img.dtype.name)
@@ -321,8 +323,9 @@ def classic_forward(img: np.ndarray, size: tuple[int, int], method: str,
     nch = n_chunks(B * H)
     check = np.zeros(nch, img.dtype)
     with dynamic_chunks():
-        _kernel(_FORWARD, _make_forward, C)(img, plan.yrows, plan.yw, plan.pad, *_xt_args(plan.xt), out, nch, check)
-    return out, bool(np.isfinite(check).all())
+        kernel_for(_FORWARD, _make_forward, C)(img, plan.yrows, plan.yw, plan.pad, *_xt_args(plan.xt), out, nch, check)
+    # downscaling in y skips input rows, which the kernel's check does not see
+    return out, bool(np.isfinite(check).all()) and H >= h
 
 
 def classic_backward(g: np.ndarray, in_shape: tuple[int, int, int, int], method: str) -> np.ndarray:
@@ -332,7 +335,7 @@ def classic_backward(g: np.ndarray, in_shape: tuple[int, int, int, int], method:
     plan = classic_plan(H, W, h, w, method, g.dtype.name)
     grad = np.zeros(in_shape, g.dtype)
     with dynamic_chunks():
-        _kernel(_BACKWARD, _make_backward, C)(g, plan.yrows, plan.yw, plan.row_lo, plan.row_hi, plan.pad,
+        kernel_for(_BACKWARD, _make_backward, C)(g, plan.yrows, plan.yw, plan.row_lo, plan.row_hi, plan.pad,
                                               *_xt_args(plan.xt), grad, n_chunks(B * len(plan.row_lo)))
     return grad
 
@@ -343,8 +346,6 @@ class ClassicResample(torch.autograd.Function):
     @staticmethod
     def forward(ctx, image, size, method):
         arr = image.detach().contiguous().numpy()
-        if size[0] < image.shape[1]:  # downscaling in y skips input rows, which the kernel's check misses
-            raise_non_finite("upscale_classic", ("image",), (arr,))
         out = torch.empty((image.shape[0], size[0], size[1], image.shape[3]), dtype=image.dtype)
         _, finite = classic_forward(arr, size, method, out=out.numpy())
         if not finite:

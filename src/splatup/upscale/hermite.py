@@ -33,7 +33,16 @@ from numba import njit, prange
 
 from ..errors import SplatupInputError
 from .geometry import PhaseTable, phase_table, source_index
-from .util import FASTMATH, check_image, check_size, dynamic_chunks, n_chunks, raise_non_finite
+from .util import (
+    FASTMATH,
+    PLANAR_MAX_PERIOD,
+    check_image,
+    check_size,
+    dynamic_chunks,
+    kernel_for,
+    n_chunks,
+    raise_non_finite,
+)
 
 ARG_NAMES = ("color", "dx", "dy", "dxy")
 
@@ -89,7 +98,6 @@ def hermite_plan(h_out: int, w_out: int, h_in: int, w_in: int, dtype: str) -> He
 
 
 # ----------------------------------------------------------------------------------------------- kernels
-PLANAR_MAX_PERIOD = 8  # phase-planar x pass for periods up to this; direct evaluation beyond
 
 
 @njit(inline="always", fastmath=FASTMATH)
@@ -315,16 +323,8 @@ def _make_backward(n_channels: int):
     return kernel
 
 
-SPECIALISED_CHANNELS = (3,)  # RGB; other counts share one kernel (fewer compilations)
-_FORWARD = {}
-_BACKWARD = {}
-
-
-def _kernel(table: dict, make, C: int):
-    key = C if C in SPECIALISED_CHANNELS else 0
-    if key not in table:
-        table[key] = make(key)
-    return table[key]
+_FORWARD: dict = {}  # compiled kernels by channel key (util.kernel_for)
+_BACKWARD: dict = {}
 
 
 def _xt_args(xt: PhaseTable) -> tuple:
@@ -334,7 +334,9 @@ def _xt_args(xt: PhaseTable) -> tuple:
 
 def hermite_forward(f: np.ndarray, fx: np.ndarray, fy: np.ndarray, fxy: np.ndarray, size: tuple[int, int],
                     clamp: bool = False, out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """numpy entry: [B, h, w, C] C-contiguous arrays of one float dtype -> ([B, H, W, C], all inputs finite)."""
+    """numpy entry: [B, h, w, C] C-contiguous arrays of one float dtype -> ([B, H, W, C], finite). finite: every
+    input value was seen and finite; False when one was not, or when downscaling in y skipped rows (then check the
+    inputs)."""
     B, h, w, C = f.shape
     H, W = size
     plan = hermite_plan(H, W, h, w, f.dtype.name)
@@ -343,11 +345,12 @@ def hermite_forward(f: np.ndarray, fx: np.ndarray, fy: np.ndarray, fxy: np.ndarr
     nch = n_chunks(B * H)
     check = np.zeros(nch, f.dtype)
     bounds = np.array([0.0, 1.0], f.dtype)
-    kernel = _kernel(_FORWARD, _make_forward, C)
+    kernel = kernel_for(_FORWARD, _make_forward, C)
     with dynamic_chunks():
         kernel(f, fx, fy, fxy, plan.ycell, plan.yw, plan.ystep, *_xt_args(plan.xt), out, nch, bool(clamp), bounds,
                check)
-    return out, bool(np.isfinite(check).all())
+    # downscaling in y skips low-res rows, which the kernel's check does not see
+    return out, bool(np.isfinite(check).all()) and H >= h
 
 
 def hermite_backward(g: np.ndarray, in_shape: tuple[int, int, int, int]) -> tuple[np.ndarray, ...]:
@@ -356,7 +359,7 @@ def hermite_backward(g: np.ndarray, in_shape: tuple[int, int, int, int]) -> tupl
     H, W = g.shape[1], g.shape[2]
     plan = hermite_plan(H, W, h, w, g.dtype.name)
     grads = tuple(np.zeros(in_shape, g.dtype) for _ in range(4))
-    kernel = _kernel(_BACKWARD, _make_backward, C)
+    kernel = kernel_for(_BACKWARD, _make_backward, C)
     with dynamic_chunks():
         kernel(g, plan.yw, plan.ystep, plan.row_lo, plan.row_hi, *_xt_args(plan.xt), *grads,
                n_chunks(B * len(plan.row_lo)))
@@ -371,8 +374,6 @@ class HermiteUpscale(torch.autograd.Function):
     def forward(ctx, color, dx, dy, dxy, size, clamp):
         arrs = [t.detach().contiguous().numpy() for t in (color, dx, dy, dxy)]
         out = torch.empty((color.shape[0], size[0], size[1], color.shape[3]), dtype=color.dtype)
-        if size[0] < color.shape[1]:  # downscaling in y skips low-res rows, which the kernel's check misses
-            raise_non_finite("upscale", ARG_NAMES, arrs)
         _, finite = hermite_forward(*arrs, size, clamp=clamp, out=out.numpy())
         if not finite:
             raise_non_finite("upscale", ARG_NAMES, arrs)

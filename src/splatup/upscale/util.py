@@ -9,10 +9,24 @@ import numba
 import numpy as np
 import torch
 
+from .._checks import all_finite
 from ..errors import SplatupInputError
 
 # fastmath without nnan/ninf: the kernels' finiteness check (a running sum of the y pass) must not be folded away
 FASTMATH = {"contract", "reassoc", "arcp", "nsz", "afn"}
+
+
+PLANAR_MAX_PERIOD = 8  # phase-planar x pass for periods up to this; direct evaluation beyond
+SPECIALISED_CHANNELS = (3,)  # RGB gets kernels with the channel count compiled in; other counts share one kernel
+
+
+def kernel_for(table: dict, make, C: int):
+    """The kernel ``make(key)`` for C channels from the cache ``table``: key C for a specialised count, else 0
+    (read the count from the shape)."""
+    key = C if C in SPECIALISED_CHANNELS else 0
+    if key not in table:
+        table[key] = make(key)
+    return table[key]
 
 
 def n_chunks(n: int) -> int:
@@ -72,5 +86,5 @@ def raise_non_finite(fn: str, names: Sequence[str], arrays: Sequence[np.ndarray]
     """Raise SplatupInputError naming the first array holding NaN or infinity; return if there is none
     (a kernel's check sum can overflow on huge but finite input)."""
     for name, a in zip(names, arrays):
-        if not np.isfinite(a).all():
+        if not all_finite(a):
             raise SplatupInputError(f"{fn}: {name} contains NaN or infinite values")
