@@ -180,21 +180,30 @@ def _stat_row(x, y, b, r, H, C, ka, kb, kar, kbr, g, s, dst):
 
 
 @njit(inline="always", fastmath=True)
+def _ssim_terms(m, kar, kbr, t, c1, c2, two):
+    """At position t of a row with statistics m [5, n] (moments about the centring constants kar, kbr): the means
+    mu_a, mu_b and the SSIM factors A1 = 2 mu_a mu_b + C1, A2 = 2 cov + C2, B1 = mu_a^2 + mu_b^2 + C1,
+    B2 = var_a + var_b + C2; also the centred means m_a, m_b."""
+    mat = m[0][t]
+    mbt = m[1][t]
+    mua = mat + kar[t]
+    mub = mbt + kbr[t]
+    a1 = two * mua * mub + c1
+    a2 = two * (m[4][t] - mat * mbt) + c2
+    b1 = mua * mua + mub * mub + c1
+    b2 = m[2][t] - mat * mat + m[3][t] - mbt * mbt + c2
+    return mat, mbt, mua, mub, a1, a2, b1, b2
+
+
+@njit(inline="always", fastmath=True)
 def _ssim_row(m, kar, kbr, consts, want_coef, ca, cb, cbeta, cgamma):
     """Sum over one row of the SSIM map from its statistics m [5, n]; with want_coef also its coefficient rows."""
     c1, c2, one, two = consts[0], consts[1], consts[2], consts[3]
-    ma, mb, eaa, ebb, eab = m[0], m[1], m[2], m[3], m[4]
+    n = m[0].size
     acc = 0.0
     if want_coef:
-        for t in range(ma.size):
-            mat = ma[t]
-            mbt = mb[t]
-            mua = mat + kar[t]
-            mub = mbt + kbr[t]
-            a1 = two * mua * mub + c1
-            a2 = two * (eab[t] - mat * mbt) + c2
-            b1 = mua * mua + mub * mub + c1
-            b2 = eaa[t] - mat * mat + ebb[t] - mbt * mbt + c2
+        for t in range(n):
+            mat, mbt, mua, mub, a1, a2, b1, b2 = _ssim_terms(m, kar, kbr, t, c1, c2, two)
             d = one / (b1 * b2)
             sv = a1 * a2 * d
             acc += sv
@@ -207,15 +216,8 @@ def _ssim_row(m, kar, kbr, consts, want_coef, ca, cb, cbeta, cgamma):
             cbeta[t] = beta
             cgamma[t] = gamma
     else:
-        for t in range(ma.size):
-            mat = ma[t]
-            mbt = mb[t]
-            mua = mat + kar[t]
-            mub = mbt + kbr[t]
-            a1 = two * mua * mub + c1
-            a2 = two * (eab[t] - mat * mbt) + c2
-            b1 = mua * mua + mub * mub + c1
-            b2 = eaa[t] - mat * mat + ebb[t] - mbt * mbt + c2
+        for t in range(n):
+            _, _, _, _, a1, a2, b1, b2 = _ssim_terms(m, kar, kbr, t, c1, c2, two)
             acc += a1 * a2 / (b1 * b2)
     return acc
 
