@@ -47,6 +47,8 @@ from .util import (
     dynamic_chunks,
     kernel_for,
     n_chunks,
+    phase_to_pixels,
+    pixels_to_phase,
     raise_non_finite,
 )
 
@@ -156,11 +158,7 @@ def _x_row(a, o, t, C, P, Q, st, pw, lo, hi, planar):
                 wt = pw[r, tap]
                 for k in range(nt):
                     t[k] += wt * a_[k]
-            o_r = o2[m0:m0 + n, r * C:(r + 1) * C]
-            t_r = t[:n * Q * C].reshape(n, Q * C)
-            for i in range(n):
-                for c in range(C):
-                    o_r[i, c] = t_r[i, c]
+            phase_to_pixels(t, o2, m0, n, r, C, Q)
         else:  # one pass per tap, its weight in a register; the first pass writes, the others add
             w0 = pw[r, 0]
             for m in range(m0, hi[r]):
@@ -234,13 +232,7 @@ def _x_row_adjoint(g, ga, t, C, P, Q, st, pw, lo, hi, planar):
         s = st[r]
         if planar:
             nt = (Q * (n - 1) + 1) * C
-            if Q > 1:
-                t[:nt] = 0.0
-            g_r = g2[m0:m0 + n, r * C:(r + 1) * C]
-            t_r = t[:n * Q * C].reshape(n, Q * C)
-            for i in range(n):
-                for c in range(C):
-                    t_r[i, c] = g_r[i, c]
+            pixels_to_phase(g2, t, m0, n, r, C, Q)
             k0 = (Q * m0 + s) * C
             for tap in range(T):  # one loop per tap: taps of neighbouring pixels overlap
                 ga_ = ga[k0 + tap * C:]

@@ -41,6 +41,8 @@ from .util import (
     dynamic_chunks,
     kernel_for,
     n_chunks,
+    phase_to_pixels,
+    pixels_to_phase,
     raise_non_finite,
 )
 
@@ -126,11 +128,7 @@ def _x_row(a, b, o, t, C, P, Q, st, pw, lo, hi, bx, bst, bw, planar):
             b_ = b[k0:]
             for k in range((Q * (n - 1) + 1) * C):
                 t[k] = w0 * a_[k] + w1 * a_[C + k] + w2 * b_[k] + w3 * b_[C + k]
-            o_r = o2[m0:m0 + n, r * C:(r + 1) * C]
-            t_r = t[:n * Q * C].reshape(n, Q * C)
-            for i in range(n):
-                for c in range(C):
-                    o_r[i, c] = t_r[i, c]
+            phase_to_pixels(t, o2, m0, n, r, C, Q)
         else:
             for m in range(m0, hi[r]):
                 ob = (P * m + r) * C
@@ -223,13 +221,7 @@ def _x_row_adjoint(g, ga, gb, t, C, P, Q, st, pw, lo, hi, bx, bst, bw, planar):
             continue
         if planar:
             nt = (Q * (n - 1) + 1) * C
-            if Q > 1:
-                t[:nt] = 0.0
-            g_r = g2[m0:m0 + n, r * C:(r + 1) * C]
-            t_r = t[:n * Q * C].reshape(n, Q * C)
-            for i in range(n):
-                for c in range(C):
-                    t_r[i, c] = g_r[i, c]
+            pixels_to_phase(g2, t, m0, n, r, C, Q)
             k0 = (Q * m0 + s) * C
             ga_ = ga[k0:]
             gb_ = gb[k0:]

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import numba
 import numpy as np
 import torch
+from numba import njit
 
 from .._checks import all_finite
 from ..errors import SplatupInputError
@@ -27,6 +28,30 @@ def kernel_for(table: dict, make, C: int):
     if key not in table:
         table[key] = make(key)
     return table[key]
+
+
+@njit(inline="always")
+def phase_to_pixels(t, o2, m0, n, r, C, Q):
+    """Planar x pass, forward: the phase-r values computed at stride Q in t (every Q-th pixel of t[:n Q C]) into
+    output pixels m0 .. m0 + n - 1 of phase r of the row viewed as o2 [m, (phase, channel)]."""
+    o_r = o2[m0:m0 + n, r * C:(r + 1) * C]
+    t_r = t[:n * Q * C].reshape(n, Q * C)
+    for i in range(n):
+        for c in range(C):
+            o_r[i, c] = t_r[i, c]
+
+
+@njit(inline="always")
+def pixels_to_phase(g2, t, m0, n, r, C, Q):
+    """Adjoint of :func:`phase_to_pixels`: output pixels m0 .. m0 + n - 1 of phase r into t at stride Q, zeros
+    between them (t[:(Q (n - 1) + 1) C] is written)."""
+    if Q > 1:
+        t[:(Q * (n - 1) + 1) * C] = 0.0
+    g_r = g2[m0:m0 + n, r * C:(r + 1) * C]
+    t_r = t[:n * Q * C].reshape(n, Q * C)
+    for i in range(n):
+        for c in range(C):
+            t_r[i, c] = g_r[i, c]
 
 
 def n_chunks(n: int) -> int:
