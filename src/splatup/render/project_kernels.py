@@ -43,6 +43,8 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from splatup.render import _vectorize  # noqa: F401  (LLVM limits, before any kernel compiles)
+
 FASTMATH = {"nsz", "arcp", "contract"}
 CHUNK = 256  # Gaussians per parallel work item
 
@@ -69,6 +71,7 @@ VISIBLE = 2  # OK and its 3-sigma box overlaps the image
 COLOR_PASS = 4  # COLOR_PASS << c: SH(dir) + 0.5 >= 0 for channel c (the clamp at 0 passes the gradient)
 
 f8 = np.float64
+U1, U2, U3, U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)  # flat-index strides
 
 
 # ----------------------------------------------------------------------------------------- exp and log (float64)
@@ -90,6 +93,19 @@ def _f64_as_i64(typingctx, x):
 
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.IntType(64))
+
+    return sig, codegen
+
+
+@intrinsic
+def sqrt64(typingctx, x):
+    """IEEE square root of a float64 as the LLVM intrinsic. math.sqrt lowers to a call of libm's sqrt, which LLVM
+    turns into the intrinsic only where it can rule out errno; a call left in a loop body stops vectorisation."""
+    sig = types.float64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        fn = builder.module.declare_intrinsic("llvm.sqrt", [ir.DoubleType()])
+        return builder.call(fn, args)
 
     return sig, codegen
 
@@ -145,21 +161,42 @@ def log64(x):
 
 
 # ----------------------------------------------------------------------------------------- per-Gaussian pieces
+# The pieces take scalars and tuples, not arrays: the forward kernel hoists the camera constants into tuples before
+# its loops and indexes flat arrays, which lets LLVM vectorise those loops (see project_forward).
 @njit(inline="always")
-def _camera_point(means, i, Rc, tc):
-    """Camera-space point (x, y, z) of Gaussian i."""
-    mx, my, mz = f8(means[i, 0]), f8(means[i, 1]), f8(means[i, 2])
-    x = Rc[0, 0] * mx + Rc[0, 1] * my + Rc[0, 2] * mz + tc[0]
-    y = Rc[1, 0] * mx + Rc[1, 1] * my + Rc[1, 2] * mz + tc[1]
-    z = Rc[2, 0] * mx + Rc[2, 1] * my + Rc[2, 2] * mz + tc[2]
+def _entries3x3(a):
+    """The 9 entries of a 3 x 3 array, row-major, as a tuple of floats."""
+    return (f8(a[0, 0]), f8(a[0, 1]), f8(a[0, 2]), f8(a[1, 0]), f8(a[1, 1]), f8(a[1, 2]),
+            f8(a[2, 0]), f8(a[2, 1]), f8(a[2, 2]))
+
+
+@njit(inline="always")
+def _params(prm):
+    """The N_PARAMS entries of prm as a tuple (indexed by the constants FX, FY, ...)."""
+    return (prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8], prm[9], prm[10], prm[11],
+            prm[12], prm[13], prm[14], prm[15], prm[16])
+
+
+@njit(inline="always")
+def _finite(v):
+    """math.isfinite(v) as arithmetic that vectorises: v - v is 0 for finite v and NaN for NaN or +-inf (the
+    fastmath flags leave out nnan and ninf, so LLVM keeps the subtraction)."""
+    return (v - v) == 0.0
+
+
+@njit(inline="always")
+def _camera_point(mx, my, mz, rc, tc3):
+    """Camera-space point (x, y, z) of the world point (mx, my, mz); rc = Rc row-major, tc3 = tc."""
+    x = rc[0] * mx + rc[1] * my + rc[2] * mz + tc3[0]
+    y = rc[3] * mx + rc[4] * my + rc[5] * mz + tc3[1]
+    z = rc[6] * mx + rc[7] * my + rc[8] * mz + tc3[2]
     return x, y, z
 
 
 @njit(inline="always")
-def _unit_quat(quats, i):
+def _unit_quat(qw, qx, qy, qz):
     """(w, x, y, z) / |q| and |q|."""
-    qw, qx, qy, qz = f8(quats[i, 0]), f8(quats[i, 1]), f8(quats[i, 2]), f8(quats[i, 3])
-    r = math.sqrt(qw * qw + qx * qx + qy * qy + qz * qz)
+    r = sqrt64(qw * qw + qx * qx + qy * qy + qz * qz)
     return qw / r, qx / r, qy / r, qz / r, r
 
 
@@ -186,82 +223,85 @@ def _sigmoid(t):
 
 
 @njit(inline="always")
-def _view_dir(means, i, centre):
-    """normalize(m - centre) with the norm floored at DIR_EPS, and the norm."""
-    dx = f8(means[i, 0]) - centre[0]
-    dy = f8(means[i, 1]) - centre[1]
-    dz = f8(means[i, 2]) - centre[2]
-    n = math.sqrt(dx * dx + dy * dy + dz * dz)
+def _view_dir(mx, my, mz, cen):
+    """normalize(m - centre) with the norm floored at DIR_EPS, and the norm; cen = the camera centre (tuple)."""
+    dx = mx - cen[0]
+    dy = my - cen[1]
+    dz = mz - cen[2]
+    n = sqrt64(dx * dx + dy * dy + dz * dz)
     nd = max(n, DIR_EPS)
     return dx / nd, dy / nd, dz / nd, n
 
 
 @njit(inline="always")
-def _sh_sum(sh, i, c, k_act, x, y, z):
-    """SH(dir) for channel c with the first k_act coefficients (INRIA basis and signs)."""
-    v = C0 * f8(sh[i, 0, c])
+def _sh_sum(shf, b, c, k_act, x, y, z):
+    """SH(dir) for channel c with the first k_act coefficients (INRIA basis and signs). shf is the flat SH array,
+    b (uint64) the flat index of the Gaussian's first coefficient: coefficient k of channel c is shf[b + 3 k + c]."""
+    v = C0 * f8(shf[b + np.uint64(c)])
     if k_act > 1:
-        v += -C1 * y * f8(sh[i, 1, c]) + C1 * z * f8(sh[i, 2, c]) - C1 * x * f8(sh[i, 3, c])
+        v += (-C1 * y * f8(shf[b + np.uint64(3 + c)]) + C1 * z * f8(shf[b + np.uint64(6 + c)])
+              - C1 * x * f8(shf[b + np.uint64(9 + c)]))
     if k_act > 4:
         xx, yy, zz = x * x, y * y, z * z
-        v += (C20 * x * y * f8(sh[i, 4, c]) + C21 * y * z * f8(sh[i, 5, c])
-              + C22 * (2.0 * zz - xx - yy) * f8(sh[i, 6, c]) + C23 * x * z * f8(sh[i, 7, c])
-              + C24 * (xx - yy) * f8(sh[i, 8, c]))
+        v += (C20 * x * y * f8(shf[b + np.uint64(12 + c)]) + C21 * y * z * f8(shf[b + np.uint64(15 + c)])
+              + C22 * (2.0 * zz - xx - yy) * f8(shf[b + np.uint64(18 + c)])
+              + C23 * x * z * f8(shf[b + np.uint64(21 + c)]) + C24 * (xx - yy) * f8(shf[b + np.uint64(24 + c)]))
         if k_act > 9:
-            v += (C30 * y * (3.0 * xx - yy) * f8(sh[i, 9, c]) + C31 * x * y * z * f8(sh[i, 10, c])
-                  + C32 * y * (4.0 * zz - xx - yy) * f8(sh[i, 11, c])
-                  + C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * f8(sh[i, 12, c])
-                  + C34 * x * (4.0 * zz - xx - yy) * f8(sh[i, 13, c]) + C35 * z * (xx - yy) * f8(sh[i, 14, c])
-                  + C36 * x * (xx - 3.0 * yy) * f8(sh[i, 15, c]))
+            v += (C30 * y * (3.0 * xx - yy) * f8(shf[b + np.uint64(27 + c)])
+                  + C31 * x * y * z * f8(shf[b + np.uint64(30 + c)])
+                  + C32 * y * (4.0 * zz - xx - yy) * f8(shf[b + np.uint64(33 + c)])
+                  + C33 * z * (2.0 * zz - 3.0 * xx - 3.0 * yy) * f8(shf[b + np.uint64(36 + c)])
+                  + C34 * x * (4.0 * zz - xx - yy) * f8(shf[b + np.uint64(39 + c)])
+                  + C35 * z * (xx - yy) * f8(shf[b + np.uint64(42 + c)])
+                  + C36 * x * (xx - 3.0 * yy) * f8(shf[b + np.uint64(45 + c)]))
     return v
 
 
 @njit(inline="always")
-def _sh_dir(means, i, centre, k_act):
+def _sh_dir(mx, my, mz, cen, k_act):
     """The SH view direction and |m - centre| (zeros when only the DC term is used: it needs no direction)."""
     if k_act > 1:
-        return _view_dir(means, i, centre)
+        return _view_dir(mx, my, mz, cen)
     return 0.0, 0.0, 0.0, 0.0
 
 
 @njit(inline="always")
-def _jw_rows(x, y, zs, prm, Rc):
-    """Rows T0, T1 of J W at the clamped direction, with what the backward pass needs.
+def _jw_rows(x, y, zs, pr, rc):
+    """Rows T0, T1 of J W at the clamped direction, with what the backward pass needs (pr = _params(prm),
+    rc = Rc row-major).
 
     Returns (T0x, T0y, T0z, T1x, T1y, T1z, tx, ty, pass_x, pass_y, u_c, v_c)."""
     iz = 1.0 / zs
-    uc, pass_x = _clamp_flag(x * iz, -prm[LIM_XN], prm[LIM_XP])
-    vc, pass_y = _clamp_flag(y * iz, -prm[LIM_YN], prm[LIM_YP])
+    uc, pass_x = _clamp_flag(x * iz, -pr[LIM_XN], pr[LIM_XP])
+    vc, pass_y = _clamp_flag(y * iz, -pr[LIM_YN], pr[LIM_YP])
     tx = zs * uc
     ty = zs * vc
-    jx = prm[FX] * iz
-    jxz = -prm[FX] * tx * iz * iz
-    jy = prm[FY] * iz
-    jyz = -prm[FY] * ty * iz * iz
-    return (jx * Rc[0, 0] + jxz * Rc[2, 0], jx * Rc[0, 1] + jxz * Rc[2, 1], jx * Rc[0, 2] + jxz * Rc[2, 2],
-            jy * Rc[1, 0] + jyz * Rc[2, 0], jy * Rc[1, 1] + jyz * Rc[2, 1], jy * Rc[1, 2] + jyz * Rc[2, 2],
+    jx = pr[FX] * iz
+    jxz = -pr[FX] * tx * iz * iz
+    jy = pr[FY] * iz
+    jyz = -pr[FY] * ty * iz * iz
+    return (jx * rc[0] + jxz * rc[6], jx * rc[1] + jxz * rc[7], jx * rc[2] + jxz * rc[8],
+            jy * rc[3] + jyz * rc[6], jy * rc[4] + jyz * rc[7], jy * rc[5] + jyz * rc[8],
             tx, ty, pass_x, pass_y, uc, vc)
 
 
-@njit(inline="always")
-def _scales(log_scales, i):
-    return exp64(f8(log_scales[i, 0])), exp64(f8(log_scales[i, 1])), exp64(f8(log_scales[i, 2]))
-
-
 # ----------------------------------------------------------------------------------------- forward stages
+# Flat arrays, indexed with uint64 (numba then emits no negative-index wraparound), so each stage loop is a
+# branch-free body over consecutive Gaussians that LLVM vectorises (see project_forward).
 @njit(inline="always")
-def _forward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased,
-                      means2d, conics, opacities, depths, extents, radii, visible, status):
-    """means2d, conics, opacities, depths, extents, radii, visible and status of Gaussian i."""
-    dil = prm[DILATION]
-    x, y, z = _camera_point(means, i, Rc, tc)
+def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
+                      m2, con, opacities, depths, ext, radii, visible, status):
+    """means2d, conics, opacities, depths, extents, radii, visible and status of Gaussian i (uint64)."""
+    dil = pr[DILATION]
+    i2, i3, i4 = U2 * i, U3 * i, U4 * i
+    x, y, z = _camera_point(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), rc, tc3)
     depths[i] = z
-    in_depth = z > prm[NEAR] and z < prm[FAR]
+    in_depth = (z > pr[NEAR]) & (z < pr[FAR])
     zs = z if in_depth else 1.0
-    t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, prm, Rc)
-    qw, qx, qy, qz, _r = _unit_quat(quats, i)
+    t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, pr, rc)
+    qw, qx, qy, qz, _r = _unit_quat(f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3]))
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
-    s0, s1, s2 = _scales(log_scales, i)
+    s0, s1, s2 = exp64(f8(ls[i3])), exp64(f8(ls[i3 + U1])), exp64(f8(ls[i3 + U2]))
     a00 = (t0x * r00 + t0y * r10 + t0z * r20) * s0
     a01 = (t0x * r01 + t0y * r11 + t0z * r21) * s1
     a02 = (t0x * r02 + t0y * r12 + t0z * r22) * s2
@@ -275,62 +315,67 @@ def _forward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, 
     dyy = syy + dil
     det = dxx * dyy - sxy * sxy
     # the covariance must be representable in the scene dtype (as if computed in it) and S positive definite
-    ok = (in_depth & (sxx <= prm[COV_MAX]) & (syy <= prm[COV_MAX]) & (abs(sxy) <= prm[COV_MAX])
-          & math.isfinite(det) & (det > 0.0) & (dxx > 0.0) & (dyy > 0.0))
+    ok = (in_depth & (sxx <= pr[COV_MAX]) & (syy <= pr[COV_MAX]) & (abs(sxy) <= pr[COV_MAX])
+          & _finite(det) & (det > 0.0) & (dxx > 0.0) & (dyy > 0.0))
     # finite placeholders (S = I) for culled rows; selects, not branches (culling is unpredictable)
     dxx = dxx if ok else 1.0
     dyy = dyy if ok else 1.0
     sxy = sxy if ok else 0.0
     det = det if ok else 1.0
-    conics[i, 0] = dyy / det
-    conics[i, 1] = -sxy / det
-    conics[i, 2] = dxx / det
-    ex = SIGMA_EXTENT * math.sqrt(dxx)
-    ey = SIGMA_EXTENT * math.sqrt(dyy)
-    extents[i, 0] = ex
-    extents[i, 1] = ey
-    mx = prm[FX] * x / zs + prm[CX]
-    my = prm[FY] * y / zs + prm[CY]
-    vis = (ok & (mx + ex > 0.0) & (mx - ex < prm[WIDTH]) & (my + ey > 0.0) & (my - ey < prm[HEIGHT])
-           & math.isfinite(mx) & math.isfinite(my))
+    con[i3] = dyy / det
+    con[i3 + U1] = -sxy / det
+    con[i3 + U2] = dxx / det
+    ex = SIGMA_EXTENT * sqrt64(dxx)
+    ey = SIGMA_EXTENT * sqrt64(dyy)
+    ext[i2] = ex
+    ext[i2 + U1] = ey
+    mx = pr[FX] * x / zs + pr[CX]
+    my = pr[FY] * y / zs + pr[CY]
+    vis = (ok & (mx + ex > 0.0) & (mx - ex < pr[WIDTH]) & (my + ey > 0.0) & (my - ey < pr[HEIGHT])
+           & _finite(mx) & _finite(my))
     visible[i] = vis
     status[i] = (OK if ok else 0) | (VISIBLE if vis else 0)
-    means2d[i, 0] = mx if vis else 0.0
-    means2d[i, 1] = my if vis else 0.0
+    m2[i2] = mx if vis else 0.0
+    m2[i2 + U1] = my if vis else 0.0
     # largest eigenvalue of S, without the cancellation of mid^2 - det
     half = 0.5 * (dxx - dyy)
-    rad = SIGMA_EXTENT * math.sqrt(0.5 * (dxx + dyy) + math.sqrt(half * half + sxy * sxy))
+    rad = SIGMA_EXTENT * sqrt64(0.5 * (dxx + dyy) + sqrt64(half * half + sxy * sxy))
     radii[i] = rad if vis else 0.0
     o = _sigmoid(f8(opacity_logits[i]))
     if antialiased:
         ratio = (sxx * syy - sxy * sxy) / det
-        o *= math.sqrt(max(ratio if ok else 0.0, AA_FLOOR))
+        o *= sqrt64(max(ratio if ok else 0.0, AA_FLOOR))
     opacities[i] = o
 
 
 @njit(inline="always")
-def _forward_color(i, means, sh, k_act, centre, colors, status):
-    """colors of Gaussian i; adds the COLOR_PASS bits to status."""
-    dirx, diry, dirz, _n = _sh_dir(means, i, centre, k_act)
-    bits = 0
-    for c in range(3):
-        v = _sh_sum(sh, i, c, k_act, dirx, diry, dirz) + 0.5
-        colors[i, c] = max(v, 0.0)
-        bits |= (COLOR_PASS << c) if v >= 0.0 else 0
-    status[i] |= bits
+def _forward_color(i, m, shf, n_coef, k_act, cen, col, status):
+    """colors of Gaussian i (uint64; n_coef = 3 K values per Gaussian in shf); adds the COLOR_PASS bits to status."""
+    i3 = U3 * i
+    dirx, diry, dirz, _n = _sh_dir(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), cen, k_act)
+    b = n_coef * i
+    v0 = _sh_sum(shf, b, 0, k_act, dirx, diry, dirz) + 0.5
+    v1 = _sh_sum(shf, b, 1, k_act, dirx, diry, dirz) + 0.5
+    v2 = _sh_sum(shf, b, 2, k_act, dirx, diry, dirz) + 0.5
+    col[i3] = max(v0, 0.0)
+    col[i3 + U1] = max(v1, 0.0)
+    col[i3 + U2] = max(v2, 0.0)
+    status[i] |= (((COLOR_PASS if v0 >= 0.0 else 0) | ((COLOR_PASS << 1) if v1 >= 0.0 else 0))
+                  | ((COLOR_PASS << 2) if v2 >= 0.0 else 0))
 
 
 @njit(inline="always")
-def _forward_bins(i, prm, opacities, extents, visible, bin_extents, reach, alive):
-    """tiles.contribution_extents' rule applied to the opacity and extents as stored."""
-    k2 = 2.0 * log64(max(f8(opacities[i]), 1e-30) / prm[K2_DEN])
+def _forward_bins(i, pr, opacities, ext, visible, bext, reach, alive):
+    """tiles.contribution_extents' rule applied to the opacity and extents as stored (Gaussian i, uint64)."""
+    i2 = U2 * i
+    k2 = 2.0 * log64(max(f8(opacities[i]), 1e-30) / pr[K2_DEN])
     alive[i] = visible[i] & (k2 > 0.0)
-    k = math.sqrt(max(k2, 0.0)) * prm[K_MUL]
-    sig_x = f8(extents[i, 0]) / 3.0
-    sig_y = f8(extents[i, 1]) / 3.0
-    kb = min(k, prm[K_CAP])
-    bin_extents[i, 0] = sig_x * kb
-    bin_extents[i, 1] = sig_y * kb
+    k = sqrt64(max(k2, 0.0)) * pr[K_MUL]
+    sig_x = f8(ext[i2]) / 3.0
+    sig_y = f8(ext[i2 + U1]) / 3.0
+    kb = min(k, pr[K_CAP])
+    bext[i2] = sig_x * kb
+    bext[i2 + U1] = sig_y * kb
     reach[i] = sig_y * k
 
 
@@ -340,35 +385,54 @@ def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc,
                     bin_extents, reach, alive):
     """Project N Gaussians.
 
-    Inputs (scene dtype): means [N, 3], quats [N, 4], log_scales [N, 3], opacity_logits [N], sh [N, K, 3];
-    k_act coefficients used (<= K); float64 Rc [3, 3], tc [3], centre [3] (camera centre, world), prm
-    [N_PARAMS]; antialiased bool.
-    Outputs (scene dtype unless noted): means2d [N, 2] px, conics [N, 3] px^-2, opacities [N], colors [N, 3],
-    depths [N], extents [N, 2] px, radii [N] px, visible bool [N], status uint8 [N] (OK, VISIBLE, COLOR_PASS bits),
-    bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N] (tiles.contribution_extents' rule
-    applied to the stored opacities and extents).
+    Inputs (scene dtype, C-contiguous): means [N, 3], quats [N, 4], log_scales [N, 3], opacity_logits [N],
+    sh [N, K, 3]; k_act coefficients used (<= K); float64 Rc [3, 3], tc [3], centre [3] (camera centre, world),
+    prm [N_PARAMS]; antialiased bool.
+    Outputs (scene dtype unless noted, C-contiguous): means2d [N, 2] px, conics [N, 3] px^-2, opacities [N],
+    colors [N, 3], depths [N], extents [N, 2] px, radii [N] px, visible bool [N], status uint8 [N] (OK, VISIBLE,
+    COLOR_PASS bits), bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N]
+    (tiles.contribution_extents' rule applied to the stored opacities and extents).
+
+    Each chunk of CHUNK Gaussians runs three stage loops (geometry, colour, binning data) whose bodies are
+    branch-free and index flat arrays, so LLVM vectorises them (with the runtime checks that
+    :mod:`splatup.render._vectorize` allows); on plant.splat this is 3-4x faster than one Gaussian at a time.
     """
     n = means.shape[0]
+    n_coef = sh.shape[1] * 3
+    m = means.reshape(3 * n)
+    q = quats.reshape(4 * n)
+    ls = log_scales.reshape(3 * n)
+    shf = sh.reshape(n_coef * n)
+    m2 = means2d.reshape(2 * n)
+    con = conics.reshape(3 * n)
+    col = colors.reshape(3 * n)
+    ext = extents.reshape(2 * n)
+    bext = bin_extents.reshape(2 * n)
+    rc = _entries3x3(Rc)
+    tc3 = (tc[0], tc[1], tc[2])
+    cen = (centre[0], centre[1], centre[2])
+    pr = _params(prm)
+    un_coef = np.uint64(n_coef)
     for ch in prange((n + CHUNK - 1) // CHUNK):
-        lo = ch * CHUNK
-        hi = min(n, lo + CHUNK)
+        lo = np.uint64(ch * CHUNK)
+        hi = np.uint64(min(n, ch * CHUNK + CHUNK))
         for i in range(lo, hi):
-            _forward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased,
-                              means2d, conics, opacities, depths, extents, radii, visible, status)
+            _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
+                              m2, con, opacities, depths, ext, radii, visible, status)
         for i in range(lo, hi):
-            _forward_color(i, means, sh, k_act, centre, colors, status)
+            _forward_color(i, m, shf, un_coef, k_act, cen, col, status)
         for i in range(lo, hi):
-            _forward_bins(i, prm, opacities, extents, visible, bin_extents, reach, alive)
+            _forward_bins(i, pr, opacities, ext, visible, bext, reach, alive)
 
 
 # ----------------------------------------------------------------------------------------- backward stages
 @njit(inline="always")
-def _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased, status,
+def _backward_geometry(i, means, quats, log_scales, opacity_logits, rc, tc3, pr, antialiased, status,
                        g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits):
     """Gradients through means2d, conics and opacities: writes g_means (this part), g_quats, g_log_scales and
     g_opacity_logits of Gaussian i."""
-    dil = prm[DILATION]
-    fx, fy = prm[FX], prm[FY]
+    dil = pr[DILATION]
+    fx, fy = pr[FX], pr[FY]
     st = status[i]
     ok = (st & OK) != 0
     vis = (st & VISIBLE) != 0
@@ -386,11 +450,11 @@ def _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm,
     go = f8(g_opacities[i])
     f_o = math.sqrt(AA_FLOOR) if antialiased else 1.0  # the antialiasing factor of a culled Gaussian
     if ok:
-        x, y, z = _camera_point(means, i, Rc, tc)
-        t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, prm, Rc)
-        qw, qx, qy, qz, qr = _unit_quat(quats, i)
+        x, y, z = _camera_point(f8(means[i, 0]), f8(means[i, 1]), f8(means[i, 2]), rc, tc3)
+        t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, pr, rc)
+        qw, qx, qy, qz, qr = _unit_quat(f8(quats[i, 0]), f8(quats[i, 1]), f8(quats[i, 2]), f8(quats[i, 3]))
         r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
-        s0, s1, s2 = _scales(log_scales, i)
+        s0, s1, s2 = exp64(f8(log_scales[i, 0])), exp64(f8(log_scales[i, 1])), exp64(f8(log_scales[i, 2]))
         b00 = t0x * r00 + t0y * r10 + t0z * r20  # B = T Rg, A = B diag(s)
         b01 = t0x * r01 + t0y * r11 + t0z * r21
         b02 = t0x * r02 + t0y * r12 + t0z * r22
@@ -467,10 +531,10 @@ def _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm,
         gqy = (gy - qy * dotq) / qr
         gqz = (gz - qz * dotq) / qr
         # ---- T0 = jx Rc[0] + jxz Rc[2], T1 = jy Rc[1] + jyz Rc[2]
-        g_jx = gt0x * Rc[0, 0] + gt0y * Rc[0, 1] + gt0z * Rc[0, 2]
-        g_jxz = gt0x * Rc[2, 0] + gt0y * Rc[2, 1] + gt0z * Rc[2, 2]
-        g_jy = gt1x * Rc[1, 0] + gt1y * Rc[1, 1] + gt1z * Rc[1, 2]
-        g_jyz = gt1x * Rc[2, 0] + gt1y * Rc[2, 1] + gt1z * Rc[2, 2]
+        g_jx = gt0x * rc[0] + gt0y * rc[1] + gt0z * rc[2]
+        g_jxz = gt0x * rc[6] + gt0y * rc[7] + gt0z * rc[8]
+        g_jy = gt1x * rc[3] + gt1y * rc[4] + gt1z * rc[5]
+        g_jyz = gt1x * rc[6] + gt1y * rc[7] + gt1z * rc[8]
         # ---- jx = fx / z, jxz = -fx tx / z^2 (jy, jyz likewise)
         iz = 1.0 / z
         iz2 = iz * iz
@@ -487,9 +551,9 @@ def _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm,
             gpy += gm1 * fy * iz
             gpz -= (gm0 * fx * x + gm1 * fy * y) * iz2
         # ---- p = Rc m + tc
-        gmx = Rc[0, 0] * gpx + Rc[1, 0] * gpy + Rc[2, 0] * gpz
-        gmy = Rc[0, 1] * gpx + Rc[1, 1] * gpy + Rc[2, 1] * gpz
-        gmz = Rc[0, 2] * gpx + Rc[1, 2] * gpy + Rc[2, 2] * gpz
+        gmx = rc[0] * gpx + rc[3] * gpy + rc[6] * gpz
+        gmy = rc[1] * gpx + rc[4] * gpy + rc[7] * gpz
+        gmz = rc[2] * gpx + rc[5] * gpy + rc[8] * gpz
     g_opacity_logits[i] = go * f_o * sig * (1.0 - sig)
     g_log_scales[i, 0] = gs0
     g_log_scales[i, 1] = gs1
@@ -551,10 +615,10 @@ def _sh_backward(sh, i, k_act, x, y, z, gp0, gp1, gp2, g_sh):
 
 
 @njit(inline="always")
-def _backward_color(i, means, sh, k_act, centre, status, g_colors, g_means, g_sh):
+def _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh):
     """Gradients through colour = max(SH(dir) + 0.5, 0): writes g_sh and adds the view direction's dependence
     on the mean to g_means (after :func:`_backward_geometry` wrote it)."""
-    dx, dy, dz, n = _sh_dir(means, i, centre, k_act)
+    dx, dy, dz, n = _sh_dir(f8(means[i, 0]), f8(means[i, 1]), f8(means[i, 2]), cen, k_act)
     st = status[i]
     gp0 = f8(g_colors[i, 0]) if st & COLOR_PASS else 0.0
     gp1 = f8(g_colors[i, 1]) if st & (COLOR_PASS << 1) else 0.0
@@ -590,11 +654,15 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc
     g_log_scales [N, 3], g_opacity_logits [N], g_sh [N, K, 3] (zero beyond the first k_act coefficients).
     """
     n = means.shape[0]
+    rc = _entries3x3(Rc)
+    tc3 = (tc[0], tc[1], tc[2])
+    cen = (centre[0], centre[1], centre[2])
+    pr = _params(prm)
     for ch in prange((n + CHUNK - 1) // CHUNK):
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
         for i in range(lo, hi):
-            _backward_geometry(i, means, quats, log_scales, opacity_logits, Rc, tc, prm, antialiased, status,
+            _backward_geometry(i, means, quats, log_scales, opacity_logits, rc, tc3, pr, antialiased, status,
                                g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits)
         for i in range(lo, hi):
-            _backward_color(i, means, sh, k_act, centre, status, g_colors, g_means, g_sh)
+            _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh)
