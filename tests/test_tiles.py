@@ -62,13 +62,43 @@ def test_depth_order_is_a_stable_argsort():
     np.testing.assert_array_equal(depth_order(depths, visible), expected)
 
 
+@pytest.mark.parametrize(
+    "lo, hi, n",
+    [
+        (1.0, 1.0, 5000),  # one key: no pass
+        (2.0, 2.0000305, 5000),  # keys differ in 8 bits: one pass
+        (2.0, 2.9, 40000),  # 22 bits: two passes
+        (1.5, 2.5, 40000),  # 23 bits: three passes of 8 bits
+        (1e-3, 1e3, 40000),  # 28 bits: three passes
+        (1e-38, 3e38, 40000),  # 31 bits, the whole positive range: three passes of 11 bits
+        (0.3, 0.3000001, 1),
+    ],
+)
+def test_depth_order_over_any_key_span(lo, hi, n):
+    """The radix sort runs over only the bits in which the depths differ; any span sorts like a stable argsort."""
+    rng = np.random.default_rng(int(n + 7 * hi) % 1000)
+    depths = np.exp(rng.uniform(np.log(lo), np.log(hi), n)).astype(np.float32)
+    depths[::7] = depths[::5][: depths[::7].shape[0]]  # ties
+    visible = rng.random(n) < 0.9
+    idx = np.flatnonzero(visible)
+    expected = idx[np.argsort(depths[idx], kind="stable")]
+    np.testing.assert_array_equal(depth_order(depths, visible), expected)
+
+
+def test_depth_order_non_positive_depths_fall_back_to_argsort():
+    depths = np.float32([3.0, -1.0, 0.0, 2.0, -1.0, 5.0])
+    visible = np.ones(6, bool)
+    np.testing.assert_array_equal(depth_order(depths, visible), np.argsort(depths, kind="stable"))
+    np.testing.assert_array_equal(depth_order(depths, np.zeros(6, bool)), np.empty(0, np.int32))
+
+
 @pytest.mark.parametrize("chunks", [1, 3, 7])
 def test_chunking_does_not_change_the_lists(monkeypatch, chunks):
-    """The parallel passes cut their input into chunks; any cut gives the same lists."""
+    """The parallel passes cut their input into chunks; any cut gives the numpy construction's lists."""
     width, height = 260, 190
     means2d, extents, depths, visible = _random_scene(30000, width, height, seed=11, tied_depths=True)
-    expected = bin_gaussians(means2d, extents, depths, visible, width, height)
+    offsets, gids = _reference_lists(means2d, extents, depths, visible, width, height)
     monkeypatch.setattr(tiles, "_n_chunks", lambda n: chunks)
     got = bin_gaussians(means2d, extents, depths, visible, width, height)
-    np.testing.assert_array_equal(got.offsets, expected.offsets)
-    np.testing.assert_array_equal(got.gids, expected.gids)
+    np.testing.assert_array_equal(got.offsets, offsets)
+    np.testing.assert_array_equal(got.gids, gids)

@@ -8,10 +8,10 @@ A visible Gaussian with 2D mean m and 3-sigma half-extents e is listed in every 
 and likewise in y. It is composited at exactly the pixels of those tiles (the reference twin applies the
 same rule per pixel). Within a tile the list is sorted front to back by camera depth, ties broken by the
 Gaussian's index. Depths are sorted once (LSD radix sort of the float32 bit patterns, which order like the
-values for positive depths); a stable counting sort by tile then keeps that order, so the whole step is
-O(N + M) for N Gaussians and M tile-Gaussian pairs. Both sorts run in parallel over contiguous chunks of their
-input, each chunk placed after the earlier ones, so they stay stable and the result does not depend on the
-number of threads.
+values for positive depths, over only the bits in which the scene's depths differ); a stable counting sort by
+tile then keeps that order, so the whole step is O(N + M) for N Gaussians and M tile-Gaussian pairs. Both sorts
+run in parallel over contiguous chunks of their input, each chunk placed after the earlier ones, so they stay
+stable and the result does not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from numba import njit, prange
 
 TILE_SIZE = 16
 ALPHA_MIN = 1.0 / 255.0
+RADIX_BITS = 11  # at most 2048 buckets per radix pass
 REACH_MARGIN = 1e-3  # relative safety margin of the opacity-aware extents, far above float32 round-off
 
 
@@ -48,35 +49,80 @@ class TileBins:
 
 
 @njit(parallel=True, cache=True)
-def _radix_argsort_positive(keys_f32, idx, n_chunks):
-    """Stable argsort of idx by keys_f32[idx] (all keys > 0): 4-pass LSD radix sort on the uint32 bits, each pass
-    parallel over n_chunks contiguous chunks (per-chunk digit histograms, an exclusive prefix over (digit, chunk),
-    then every chunk scatters its own elements in order, so each pass is stable)."""
-    bits = keys_f32.view(np.uint32)
+def _alive_keys(depths, alive, n_chunks):
+    """The alive Gaussians in index order with their depth bits: (idx int32 [M], keys uint32 [M], smallest key,
+    largest key, whether every alive depth is > 0). depths: float32 [N]; alive: bool [N]. Two passes over
+    n_chunks contiguous chunks (count, then write at the chunk's prefix)."""
+    n = depths.shape[0]
+    bits = depths.view(np.uint32)
+    step = (n + n_chunks - 1) // n_chunks
+    start = np.zeros(n_chunks + 1, np.int64)
+    for c in prange(n_chunks):
+        k = 0
+        for i in range(c * step, min(n, c * step + step)):
+            k += 1 if alive[i] else 0
+        start[c + 1] = k
+    for c in range(n_chunks):
+        start[c + 1] += start[c]
+    idx = np.empty(start[n_chunks], np.int32)
+    keys = np.empty(start[n_chunks], np.uint32)
+    lo = np.full(n_chunks, 0xFFFFFFFF, np.int64)
+    hi = np.zeros(n_chunks, np.int64)
+    positive = np.ones(n_chunks, np.bool_)
+    for c in prange(n_chunks):
+        j = start[c]
+        k_lo = np.int64(0xFFFFFFFF)
+        k_hi = np.int64(0)
+        pos = True
+        for i in range(c * step, min(n, c * step + step)):
+            if alive[i]:
+                key = np.int64(bits[i])
+                idx[j] = i
+                keys[j] = bits[i]
+                j += 1
+                k_lo = min(k_lo, key)
+                k_hi = max(k_hi, key)
+                pos = pos and depths[i] > 0.0
+        lo[c] = k_lo
+        hi[c] = k_hi
+        positive[c] = pos
+    return idx, keys, lo.min(), hi.max(), positive.all()
+
+
+@njit(parallel=True, cache=True)
+def _radix_argsort(keys, idx, k_min, n_passes, width, n_chunks):
+    """Stable sort of idx by keys (uint32 [M], every key - k_min < 2^(n_passes width)): LSD radix sort on
+    key - k_min, width bits per pass, each pass parallel over n_chunks contiguous chunks (per-chunk digit
+    histograms, an exclusive prefix over (digit, chunk), then every chunk scatters its own elements in order, so
+    each pass is stable). Returns the sorted idx (int32 [M])."""
     n = idx.shape[0]
+    n_buckets = 1 << width
+    mask = n_buckets - 1
     src = idx.copy()
     dst = np.empty_like(src)
     kbuf = np.empty(n, np.uint32)
+    base = np.uint32(k_min)
     for i in prange(n):
-        kbuf[i] = bits[src[i]]
+        kbuf[i] = keys[i] - base
     kdst = np.empty_like(kbuf)
     step = (n + n_chunks - 1) // n_chunks
-    hist = np.zeros((n_chunks, 256), np.int64)
-    for shift in range(0, 32, 8):
+    hist = np.zeros((n_chunks, n_buckets), np.int64)
+    for p in range(n_passes):
+        shift = p * width
         for c in prange(n_chunks):
-            for d in range(256):
+            for d in range(n_buckets):
                 hist[c, d] = 0
             for i in range(c * step, min(n, c * step + step)):
-                hist[c, (kbuf[i] >> shift) & 255] += 1
+                hist[c, (kbuf[i] >> shift) & mask] += 1
         total = 0
-        for d in range(256):
+        for d in range(n_buckets):
             for c in range(n_chunks):
                 t = hist[c, d]
                 hist[c, d] = total
                 total += t
         for c in prange(n_chunks):
             for i in range(c * step, min(n, c * step + step)):
-                d = (kbuf[i] >> shift) & 255
+                d = (kbuf[i] >> shift) & mask
                 pos = hist[c, d]
                 dst[pos] = src[i]
                 kdst[pos] = kbuf[i]
@@ -165,12 +211,20 @@ def contribution_extents(extents: np.ndarray, opacities: np.ndarray, visible: np
 def depth_order(depths: np.ndarray, visible: np.ndarray) -> np.ndarray:
     """Indices of the visible Gaussians sorted front to back (stable: ties keep index order). int32.
 
-    Visible Gaussians have depth > near plane > 0, so their float32 bit patterns sort like their values."""
-    idx = np.flatnonzero(visible).astype(np.int32)
+    Visible Gaussians have depth > near plane > 0, so their float32 bit patterns sort like their values; the sort
+    runs over only the bits in which the smallest and largest key differ (RADIX_BITS or fewer per pass: a scene's
+    depths usually span 2 passes, not 4)."""
     d = np.ascontiguousarray(depths, dtype=np.float32)
-    if idx.size and not (d[idx] > 0).all():
+    idx, keys, k_min, k_max, positive = _alive_keys(d, np.ascontiguousarray(visible, dtype=np.bool_),
+                                                    _n_chunks(d.shape[0]))
+    if not positive:
         return idx[np.argsort(d[idx], kind="stable")]  # not reached with a positive near plane
-    return _radix_argsort_positive(d, idx, _n_chunks(idx.shape[0]))
+    span_bits = int(k_max - k_min).bit_length() if idx.size else 0
+    n_passes = -(-span_bits // RADIX_BITS)
+    if n_passes == 0:
+        return idx  # all keys equal: index order
+    width = -(-span_bits // n_passes)
+    return _radix_argsort(keys, idx, k_min, n_passes, width, _n_chunks(idx.shape[0]))
 
 
 def bin_gaussians(
