@@ -352,6 +352,51 @@ def test_inline_exp_log_accuracy():
     assert ends[3] == np.exp(709.78) and np.isinf(ends[4]) and np.isinf(ends[5])
 
 
+@pytest.mark.parametrize("sh_degree", [0, 3])
+def test_kernel_flags_exactly_the_bad_gaussians(sh_degree):
+    """The forward kernel's BAD_INPUT bit (what project(validate_as=...) relies on instead of a second pass over
+    the scene) is set exactly on the Gaussians with a NaN / Inf value in any field or a zero quaternion, as a
+    numpy check of each row finds them."""
+    from splatup.render import project_kernels as PK
+    from splatup.render.project import _forward, _setup
+
+    cam = front_camera()
+    scene = random_scene(400, cam, sh_degree=sh_degree, seed=4)
+    rng = np.random.default_rng(sh_degree)
+    for field in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        t = getattr(scene, field).clone()
+        flat = t.view(t.shape[0], -1)
+        for row in rng.choice(400, 6, replace=False):
+            flat[row, rng.integers(flat.shape[1])] = rng.choice([math.nan, math.inf, -math.inf])
+        setattr(scene, field, t)
+    scene.quats[rng.choice(400, 3, replace=False)] = 0.0
+    scene.quats[5] = torch.tensor([1e-30, 0.0, 0.0, 0.0])  # tiny but not zero: a valid rotation
+    rows_bad = np.zeros(400, bool)
+    for field in ("means", "quats", "log_scales", "opacity_logits", "sh"):
+        rows_bad |= ~np.isfinite(getattr(scene, field).numpy().reshape(400, -1)).all(1)
+    rows_bad |= (scene.quats.numpy() == 0).all(1)
+    assert 20 < rows_bad.sum() < 40 and not rows_bad[5]
+    setup = _setup(scene, cam, 0.3, "classic", 0.01, 1e10, None)
+    _, status = _forward(setup, scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh)
+    np.testing.assert_array_equal((status & PK.BAD_INPUT) != 0, rows_bad)
+
+
+def test_project_validate_as_names_the_field():
+    """project(validate_as=...) raises Gaussians.validate's error, also for SH coefficients beyond sh_degree
+    (which the kernel does not read), and passes a valid scene."""
+    cam = front_camera()
+    scene = random_scene(50, cam, sh_degree=2, seed=5)
+    project(scene, cam, validate_as="x: scene", sh_degree=1)
+    scene.sh[9, 7, 1] = math.nan  # degree 2 coefficient: not read at sh_degree=1
+    with pytest.raises(su.SplatupInputError, match=r"x: scene: field 'sh'.*index 9"):
+        project(scene, cam, validate_as="x: scene", sh_degree=1)
+    project(scene, cam, sh_degree=1)  # no validate_as: projects (that coefficient is not used)
+    scene.sh[9, 7, 1] = 0.0
+    scene.quats[3] = 0.0
+    with pytest.raises(su.SplatupInputError, match="zero quaternion at Gaussian 3"):
+        project(scene, cam, validate_as="x: scene")
+
+
 def test_forward_kernel_is_vectorised():
     """project_forward, compiled afresh with the LLVM limits of render._vectorize, runs its geometry loop as SIMD
     code: the IR calls llvm.sqrt on <N x double> vectors at 6 or more sites. The geometry body alone holds 6 square

@@ -150,16 +150,18 @@ def _forward(setup: _Setup, means, quats, log_scales, opacity_logits, sh) -> tup
 
 
 class _ProjectFunction(torch.autograd.Function):
-    """Projection as an autograd node: scene tensors in, the 11 output tensors out (first four differentiable)."""
+    """Projection as an autograd node: scene tensors in, the 11 output tensors and the kernel's status bits out
+    (first four differentiable)."""
 
     @staticmethod
     def forward(ctx, means, quats, log_scales, opacity_logits, sh, setup):
         out, status = _forward(setup, means, quats, log_scales, opacity_logits, sh)
-        ctx.mark_non_differentiable(*out[4:])
+        status_t = torch.from_numpy(status)
+        ctx.mark_non_differentiable(*out[4:], status_t)
         ctx.save_for_backward(means, quats, log_scales, opacity_logits, sh)
         ctx.setup = setup
         ctx.status = status
-        return tuple(out)
+        return (*out, status_t)
 
     @staticmethod
     @once_differentiable
@@ -184,6 +186,8 @@ def project(
     near_plane: float = DEFAULT_NEAR,
     far_plane: float = DEFAULT_FAR,
     sh_degree: int | None = None,
+    *,
+    validate_as: str | None = None,
 ) -> Projected:
     """Project every Gaussian of ``scene`` into ``cam`` (see module docstring). Differentiable.
 
@@ -194,6 +198,11 @@ def project(
         mode: "classic" or "antialiased".
         near_plane, far_plane: camera-z culling bounds (scene units).
         sh_degree: evaluate SH only up to this degree (None: all).
+        validate_as: if given, raise :class:`SplatupInputError` as ``scene.validate(validate_as)`` does when a
+            value is NaN or infinite or a quaternion is zero. The kernel flags such Gaussians in the pass it makes
+            anyway, so a valid scene costs no second read; only a flagged scene (or SH coefficients beyond
+            ``sh_degree``, which the kernel does not read) runs :meth:`Gaussians.validate`, which names the field
+            and the first bad Gaussian. Without it an unvalidated scene projects as the module docstring says.
     """
     check_mode(mode, dilation, near_plane, far_plane)
     if scene.dtype not in (torch.float32, torch.float64):
@@ -203,7 +212,15 @@ def project(
     setup = _setup(scene, cam, dilation, mode, near_plane, far_plane, sh_degree)
     inputs = (scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh)
     if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
-        out = _ProjectFunction.apply(*inputs, setup)
+        *out, status_t = _ProjectFunction.apply(*inputs, setup)
+        status = status_t.numpy()
     else:
-        out, _ = _forward(setup, *inputs)
+        out, status = _forward(setup, *inputs)
+    if validate_as is not None and (setup.k_act < scene.sh.shape[1] or _any_bit(status, PK.BAD_INPUT)):
+        scene.validate(validate_as)
     return Projected(*out)
+
+
+def _any_bit(status: np.ndarray, bit: int) -> bool:
+    """Whether some entry of the uint8 status array has ``bit`` set."""
+    return bool(np.bitwise_and(status, bit).any())

@@ -69,6 +69,7 @@ N_PARAMS = 17
 OK = 1  # in the depth range with a finite, positive-definite 2D covariance
 VISIBLE = 2  # OK and its 3-sigma box overlaps the image
 COLOR_PASS = 4  # COLOR_PASS << c: SH(dir) + 0.5 >= 0 for channel c (the clamp at 0 passes the gradient)
+BAD_INPUT = 32  # a value the Gaussian's forward read is NaN or +-Inf, or its quaternion is zero
 
 f8 = np.float64
 U1, U2, U3, U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)  # flat-index strides
@@ -294,14 +295,20 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     """means2d, conics, opacities, depths, extents, radii, visible and status of Gaussian i (uint64)."""
     dil = pr[DILATION]
     i2, i3, i4 = U2 * i, U3 * i, U4 * i
-    x, y, z = _camera_point(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), rc, tc3)
+    wx, wy, wz = f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2])
+    q0, q1, q2, q3 = f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3])
+    l0, l1, l2, logit = f8(ls[i3]), f8(ls[i3 + U1]), f8(ls[i3 + U2]), f8(opacity_logits[i])
+    finite = (_finite(wx) & _finite(wy) & _finite(wz) & _finite(q0) & _finite(q1) & _finite(q2) & _finite(q3)
+              & _finite(l0) & _finite(l1) & _finite(l2) & _finite(logit))
+    x, y, z = _camera_point(wx, wy, wz, rc, tc3)
     depths[i] = z
     in_depth = (z > pr[NEAR]) & (z < pr[FAR])
     zs = z if in_depth else 1.0
     t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, pr, rc)
-    qw, qx, qy, qz, _r = _unit_quat(f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3]))
+    qw, qx, qy, qz, q_norm = _unit_quat(q0, q1, q2, q3)
+    good_input = finite & (q_norm != 0.0)  # float64 squares of float32 values do not underflow
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
-    s0, s1, s2 = exp64(f8(ls[i3])), exp64(f8(ls[i3 + U1])), exp64(f8(ls[i3 + U2]))
+    s0, s1, s2 = exp64(l0), exp64(l1), exp64(l2)
     a00 = (t0x * r00 + t0y * r10 + t0z * r20) * s0
     a01 = (t0x * r01 + t0y * r11 + t0z * r21) * s1
     a02 = (t0x * r02 + t0y * r12 + t0z * r22) * s2
@@ -334,14 +341,14 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     vis = (ok & (mx + ex > 0.0) & (mx - ex < pr[WIDTH]) & (my + ey > 0.0) & (my - ey < pr[HEIGHT])
            & _finite(mx) & _finite(my))
     visible[i] = vis
-    status[i] = (OK if ok else 0) | (VISIBLE if vis else 0)
+    status[i] = (OK if ok else 0) | (VISIBLE if vis else 0) | (0 if good_input else BAD_INPUT)
     m2[i2] = mx if vis else 0.0
     m2[i2 + U1] = my if vis else 0.0
     # largest eigenvalue of S, without the cancellation of mid^2 - det
     half = 0.5 * (dxx - dyy)
     rad = SIGMA_EXTENT * sqrt64(0.5 * (dxx + dyy) + sqrt64(half * half + sxy * sxy))
     radii[i] = rad if vis else 0.0
-    o = _sigmoid(f8(opacity_logits[i]))
+    o = _sigmoid(logit)
     if antialiased:
         ratio = (sxx * syy - sxy * sxy) / det
         o *= sqrt64(max(ratio if ok else 0.0, AA_FLOOR))
@@ -350,7 +357,9 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
 
 @njit(inline="always")
 def _forward_color(i, m, shf, n_coef, k_act, cen, col, status):
-    """colors of Gaussian i (uint64; n_coef = 3 K values per Gaussian in shf); adds the COLOR_PASS bits to status."""
+    """colors of Gaussian i (uint64; n_coef = 3 K values per Gaussian in shf); adds the COLOR_PASS bits to status,
+    and BAD_INPUT if one of the k_act coefficients is NaN or +-Inf: each enters SH(dir) multiplied by a finite
+    basis value, and float64 sums of float32 values cannot overflow, so the sum is finite exactly when they are."""
     i3 = U3 * i
     dirx, diry, dirz, _n = _sh_dir(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), cen, k_act)
     b = n_coef * i
@@ -361,7 +370,7 @@ def _forward_color(i, m, shf, n_coef, k_act, cen, col, status):
     col[i3 + U1] = max(v1, 0.0)
     col[i3 + U2] = max(v2, 0.0)
     status[i] |= (((COLOR_PASS if v0 >= 0.0 else 0) | ((COLOR_PASS << 1) if v1 >= 0.0 else 0))
-                  | ((COLOR_PASS << 2) if v2 >= 0.0 else 0))
+                  | ((COLOR_PASS << 2) if v2 >= 0.0 else 0) | (0 if _finite(v0 + v1 + v2) else BAD_INPUT))
 
 
 @njit(inline="always")
@@ -390,7 +399,7 @@ def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc,
     prm [N_PARAMS]; antialiased bool.
     Outputs (scene dtype unless noted, C-contiguous): means2d [N, 2] px, conics [N, 3] px^-2, opacities [N],
     colors [N, 3], depths [N], extents [N, 2] px, radii [N] px, visible bool [N], status uint8 [N] (OK, VISIBLE,
-    COLOR_PASS bits), bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N]
+    COLOR_PASS, BAD_INPUT bits), bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N]
     (tiles.contribution_extents' rule applied to the stored opacities and extents).
 
     Each chunk of CHUNK Gaussians runs three stage loops (geometry, colour, binning data) whose bodies are

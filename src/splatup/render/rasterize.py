@@ -22,6 +22,8 @@ from . import composite_backward as KB
 from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
 from .tiles import TILE_SIZE, TileBins, bin_gaussians
 
+SCENE_NAME = "rasterize: scene"  # how errors name the scene argument
+
 
 @dataclass
 class RasterOutput:
@@ -157,10 +159,9 @@ def _upstream(g: torch.Tensor | None) -> np.ndarray:
     return _f32(g)
 
 
-def _check_scene(scene: Gaussians) -> None:
+def _check_scene_type(scene: Gaussians) -> None:
     if not isinstance(scene, Gaussians):
         raise SplatupInputError(f"rasterize: scene must be a splatup.Gaussians, got {type(scene).__name__}")
-    scene.validate("rasterize: scene")
 
 
 def rasterize(
@@ -189,14 +190,16 @@ def rasterize(
     """
     if not isinstance(cam, Camera):
         raise SplatupInputError(f"rasterize: cam must be a splatup.Camera, got {type(cam).__name__}")
-    _check_scene(scene)
+    _check_scene_type(scene)
     bg = parse_background(background)
     if scene.dtype != torch.float32:
+        scene.validate(SCENE_NAME)  # the caller's values, before the conversion (which may overflow to Inf)
         scene = scene.to(torch.float32)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    # the projection kernel checks the scene for NaN / Inf and zero quaternions as it reads it (validate_as)
     proj: Projected = project(scene, cam, dilation=dilation, mode=mode, near_plane=near_plane,
-                              far_plane=far_plane, sh_degree=sh_degree)
+                              far_plane=far_plane, sh_degree=sh_degree, validate_as=SCENE_NAME)
     t1 = time.perf_counter()
     # the projection kernel already applied tiles.contribution_extents' opacity-aware rule
     bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), proj.bin_extents.numpy(), proj.depths.numpy(),
