@@ -299,8 +299,9 @@ def test_fast_project_gradients_match_reference():
 
 
 # ---------------------------------------------------------------------------------------------- binning data
-def check_binning_data(p: Projected, label: str) -> None:
-    """project()'s bin_extents, reach and alive are tiles.contribution_extents of its own outputs."""
+def check_binning_data(p: Projected, label: str, width: int = 64, height: int = 48) -> None:
+    """project()'s bin_extents, reach and alive are tiles.contribution_extents of its own outputs; its tile_rects
+    are those of the tile grid of a width x height camera."""
     ext, reach, alive = contribution_extents(p.extents.detach().numpy(), p.opacities.detach().numpy(),
                                              p.visible.numpy())
     assert p.bin_extents.dtype == torch.float32 and p.reach.dtype == torch.float32 and p.alive.dtype == torch.bool
@@ -309,6 +310,32 @@ def check_binning_data(p: Projected, label: str) -> None:
     # the kernel's exp/log differ from numpy's by an ulp or two of float64: float32 results equal up to 1 ulp
     np.testing.assert_allclose(p.bin_extents.numpy()[alive], ext[alive], rtol=2.5e-7, atol=0, err_msg=label)
     np.testing.assert_allclose(p.reach.numpy()[alive], reach[alive], rtol=2.5e-7, atol=0, err_msg=label)
+    check_tile_rects(p, label, width, height)
+
+
+def check_tile_rects(p: Projected, label: str, width: int = 64, height: int = 48) -> None:
+    """project()'s tile_rects are the tiles module's rule (its docstring) applied to the stored means2d and
+    bin_extents, empty where not alive; bin_gaussians lists the same pairs with and without them."""
+    from splatup.render.tiles import TILE_SIZE, bin_gaussians
+
+    m = p.means2d.detach().numpy()
+    e = p.bin_extents.numpy()
+    alive = p.alive.numpy()
+    ntx, nty = -(-width // TILE_SIZE), -(-height // TILE_SIZE)
+    lo = np.floor((m - e).astype(np.float64) / TILE_SIZE)
+    hi = np.floor((m + e).astype(np.float64) / TILE_SIZE)
+    # the rule's bounds, clamped as the kernel stores them (to [0, tiles] and [-1, tiles - 1]: the same tiles)
+    expected = np.stack([np.clip(lo[:, 0], 0, ntx), np.clip(hi[:, 0], -1, ntx - 1),
+                         np.clip(lo[:, 1], 0, nty), np.clip(hi[:, 1], -1, nty - 1)], 1)
+    got = p.tile_rects.numpy()
+    assert p.tile_rects.dtype == torch.int32
+    np.testing.assert_array_equal(got[alive], expected[alive], err_msg=label)
+    assert (got[~alive] == [0, -1, 0, -1]).all(), label
+    args = (m, e, p.depths.detach().numpy(), alive, width, height, TILE_SIZE, p.reach.numpy())
+    plain, given = bin_gaussians(*args), bin_gaussians(*args, rects=got)
+    np.testing.assert_array_equal(plain.offsets, given.offsets)
+    np.testing.assert_array_equal(plain.gids, given.gids)
+    assert plain.n_pairs > 0, label
 
 
 @pytest.mark.parametrize("mode", ["classic", "antialiased"])
@@ -318,12 +345,14 @@ def test_binning_data_is_contribution_extents(shared_data, mode):
     check_binning_data(project(scene, cam, mode=mode), f"random {mode}")
     check_binning_data(project(scene.to(torch.float64), cam, mode=mode), f"random float64 {mode}")
     plant = load(shared_data, "plant")
-    check_binning_data(project(plant, orbit_camera(plant, "plant", 320, 180), mode=mode), f"plant {mode}")
+    p = project(plant, orbit_camera(plant, "plant", 320, 180), mode=mode)
+    check_binning_data(p, f"plant {mode}", 320, 180)
     hostile, _ = hostile_scene(torch.float32)
     p = project(hostile, cam, mode=mode)
     for t in (p.bin_extents, p.reach):
         assert torch.isfinite(t).all()
     assert not p.alive[~p.visible].any()
+    check_tile_rects(p, f"hostile {mode}")
 
 
 def test_inline_exp_log_accuracy():
@@ -423,7 +452,7 @@ def test_forward_kernel_is_vectorised():
     def outputs():
         return [np.empty((n, 2), f4), np.empty((n, 3), f4), np.empty(n, f4), np.empty((n, 3), f4), np.empty(n, f4),
                 np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_), np.empty(n, np.uint8),
-                np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_)]
+                np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_), np.empty((n, 4), np.int32)]
 
     inputs = _arrays((scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh), torch.float32)
     outs = [outputs(), outputs()]

@@ -37,7 +37,7 @@ from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians, num_sh_coeffs, sh_degree_from_coeffs
 from . import project_kernels as PK
-from .tiles import ALPHA_MIN, REACH_MARGIN
+from .tiles import ALPHA_MIN, REACH_MARGIN, TILE_SIZE
 
 RASTERIZE_MODES = ("classic", "antialiased")
 DEFAULT_DILATION = 0.3
@@ -54,7 +54,8 @@ class Projected:
     colors [N, 3], depths [N] camera z, extents [N, 2] px, radii [N] px, visible [N] bool.
     Binning data (filled by :func:`project`, None from the reference twin), as
     :func:`splatup.render.tiles.contribution_extents` returns it: bin_extents [N, 2] float32 px, reach [N]
-    float32 px, alive [N] bool.
+    float32 px, alive [N] bool; tile_rects [N, 4] int32, the (x0, x1, y0, y1) range of TILE_SIZE tiles that
+    :func:`splatup.render.tiles.bin_gaussians` lists each alive Gaussian in (x0 > x1 for the others).
     """
 
     means2d: torch.Tensor
@@ -68,6 +69,7 @@ class Projected:
     bin_extents: torch.Tensor | None = None
     reach: torch.Tensor | None = None
     alive: torch.Tensor | None = None
+    tile_rects: torch.Tensor | None = None
 
 
 def check_mode(mode: str, dilation: float, near_plane: float = DEFAULT_NEAR, far_plane: float = DEFAULT_FAR) -> None:
@@ -117,6 +119,7 @@ def _setup(scene: Gaussians, cam: Camera, dilation: float, mode: str, near_plane
     prm[PK.K2_DEN] = ALPHA_MIN * (1.0 - REACH_MARGIN)
     prm[PK.K_MUL] = 1.0 + REACH_MARGIN
     prm[PK.K_CAP] = 3.0 * (1.0 + REACH_MARGIN)
+    prm[[PK.TILE, PK.TILES_X, PK.TILES_Y]] = TILE_SIZE, -(-W // TILE_SIZE), -(-H // TILE_SIZE)
     f64 = np.float64
     return _Setup(
         k_act=k,
@@ -134,23 +137,23 @@ def _arrays(tensors, dtype: torch.dtype) -> list[np.ndarray]:
 
 
 def _forward(setup: _Setup, means, quats, log_scales, opacity_logits, sh) -> tuple[list[torch.Tensor], np.ndarray]:
-    """Run the forward kernel; returns the 11 output tensors (Projected's field order) and the status bits."""
+    """Run the forward kernel; returns the 12 output tensors (Projected's field order) and the status bits."""
     dt = means.dtype
     n = means.shape[0]
     out = [torch.empty(n, 2, dtype=dt), torch.empty(n, 3, dtype=dt), torch.empty(n, dtype=dt),
            torch.empty(n, 3, dtype=dt), torch.empty(n, dtype=dt), torch.empty(n, 2, dtype=dt),
            torch.empty(n, dtype=dt), torch.empty(n, dtype=torch.bool), torch.empty(n, 2, dtype=torch.float32),
-           torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.bool)]
+           torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.bool), torch.empty(n, 4, dtype=torch.int32)]
     status = np.empty(n, np.uint8)
-    m2, con, op, col, dep, ext, rad, vis, bext, reach, alive = (t.numpy() for t in out)
+    m2, con, op, col, dep, ext, rad, vis, bext, reach, alive, rects = (t.numpy() for t in out)
     PK.project_forward(*_arrays((means, quats, log_scales, opacity_logits, sh), dt), setup.k_act, setup.Rc,
                        setup.tc, setup.centre, setup.prm, setup.antialiased,
-                       m2, con, op, col, dep, ext, rad, vis, status, bext, reach, alive)
+                       m2, con, op, col, dep, ext, rad, vis, status, bext, reach, alive, rects)
     return out, status
 
 
 class _ProjectFunction(torch.autograd.Function):
-    """Projection as an autograd node: scene tensors in, the 11 output tensors and the kernel's status bits out
+    """Projection as an autograd node: scene tensors in, the 12 output tensors and the kernel's status bits out
     (first four differentiable)."""
 
     @staticmethod

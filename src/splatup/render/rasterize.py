@@ -203,7 +203,8 @@ def rasterize(
     t1 = time.perf_counter()
     # the projection kernel already applied tiles.contribution_extents' opacity-aware rule
     bins: TileBins = bin_gaussians(proj.means2d.detach().numpy(), proj.bin_extents.numpy(), proj.depths.numpy(),
-                                   proj.alive.numpy(), cam.width, cam.height, TILE_SIZE, proj.reach.numpy())
+                                   proj.alive.numpy(), cam.width, cam.height, TILE_SIZE, proj.reach.numpy(),
+                                   proj.tile_rects.numpy())
     t2 = time.perf_counter()
     color, alpha, depth, dx, dy, dxy = _Composite.apply(
         proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,

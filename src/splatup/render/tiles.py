@@ -148,6 +148,15 @@ def _rects(order, means2d, extents, tile, ntx, nty, rect):
 
 
 @njit(parallel=True, cache=True)
+def _gather_rects(order, rects, rect):
+    """rect[k] = rects[order[k]]: the tile ranges the projection computed, in depth order."""
+    for k in prange(order.shape[0]):
+        g = order[k]
+        for j in range(4):
+            rect[k, j] = rects[g, j]
+
+
+@njit(parallel=True, cache=True)
 def _count(rect, ntx, n_chunks, hist):
     """hist[c, t] = number of the Gaussians of chunk c (contiguous in depth order) listed in tile t."""
     n = rect.shape[0]
@@ -236,15 +245,20 @@ def bin_gaussians(
     height: int,
     tile_size: int = TILE_SIZE,
     reach: np.ndarray | None = None,
+    rects: np.ndarray | None = None,
 ) -> TileBins:
     """Bin and sort. means2d, extents: float [N, 2] px; depths: float [N]; visible: bool [N]; reach: optional
     [N] vertical reach handed to the kernels (default: +inf, no vertical limit; the kernels' chord rule still
-    applies)."""
+    applies); rects: optional int32 [N, 4] (x0, x1, y0, y1) tile ranges already computed by this rule for this
+    tile grid (the projection kernel's ``tile_rects``), so that only their depth-order gather is left."""
     ntx = (width + tile_size - 1) // tile_size
     nty = (height + tile_size - 1) // tile_size
     order = depth_order(depths, visible)
     rect = np.empty((order.shape[0], 4), np.int32)
-    _rects(order, means2d, extents, float(tile_size), ntx, nty, rect)
+    if rects is None:
+        _rects(order, means2d, extents, float(tile_size), ntx, nty, rect)
+    else:
+        _gather_rects(order, np.ascontiguousarray(rects, np.int32), rect)
     n_chunks = _n_chunks(order.shape[0])
     hist = np.empty((n_chunks, ntx * nty), np.int64)
     _count(rect, ntx, n_chunks, hist)
