@@ -50,6 +50,39 @@ def test_non_finite_scene_field_raises_naming_it(field, bad):
     assert "index 7" in str(e.value)
 
 
+@pytest.mark.parametrize("field, row, match", [
+    ("means", [1e39, 0.0, 3.0], "'means'"),
+    ("opacity_logits", -1e39, "'opacity_logits'"),
+    ("quats", [1e-300, 0.0, 0.0, 0.0], "zero quaternion"),
+    ("sh", 1e39, "'sh'"),
+])
+def test_float64_values_beyond_float32_raise_naming_the_conversion(field, row, match):
+    """A float64 scene is rendered in float32: a value that overflows (or a quaternion that underflows) in the
+    conversion gives an error that says so, not a culled Gaussian or a silently non-finite image."""
+    cam = front_camera(32, 24)
+    scene = random_scene(20, cam, seed=3, dtype=torch.float64)
+    t = getattr(scene, field).clone()
+    if field == "sh":
+        t[7, 0, 0] = row
+    else:
+        t[7] = torch.as_tensor(row, dtype=torch.float64)
+    setattr(scene, field, t)
+    with pytest.raises(SplatupInputError, match=rf"converted from torch.float64 to float32.*{match}"):
+        su.rasterize(scene, cam)
+
+
+def test_flag_without_a_named_culprit_still_raises():
+    """A mixed-dtype scene (float32 means, float64 SH) whose SH value is finite in float64 but Inf in the float32
+    the projection computes in: the kernel's flag still stops the render, naming the Gaussian."""
+    cam = front_camera(32, 24)
+    scene = random_scene(20, cam, seed=4)
+    sh = scene.sh.to(torch.float64)
+    sh[11, 0, 0] = 1e39
+    scene.sh = sh
+    with pytest.raises(SplatupInputError, match="Gaussian 11 has a value that is NaN or infinite in torch.float32"):
+        su.rasterize(scene, cam)
+
+
 def test_zero_quaternion_raises():
     cam = front_camera(32, 24)
     scene = random_scene(10, cam, seed=2)

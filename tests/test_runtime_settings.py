@@ -1,5 +1,5 @@
-"""Process-level settings that ``import splatup`` makes: the OpenMP spin policy and the glibc malloc thresholds,
-each applied only when the user has not chosen otherwise."""
+"""Process-level settings that ``import splatup`` makes: the OpenMP spin policy, the glibc malloc thresholds and
+LLVM's vectorisation limits, each applied only when the user has not chosen otherwise."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
-    drop = ("MALLOC_", "GLIBC_TUNABLES", "SPLATUP_MALLOC_TUNING", "GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
+    drop = ("MALLOC_", "GLIBC_TUNABLES", "SPLATUP_MALLOC_TUNING", "SPLATUP_LLVM_VECTORIZE", "GOMP_SPINCOUNT",
+            "OMP_WAIT_POLICY")
     return {**{k: v for k, v in os.environ.items() if not k.startswith(drop)}, **extra}
 
 
@@ -33,3 +34,14 @@ def test_malloc_tuning_respects_the_users_choice(env, expected):
     if not os.confstr("CS_GNU_LIBC_VERSION").startswith("glibc"):
         pytest.skip("glibc only")
     assert _run("import splatup; print(splatup.MALLOC_TUNED)", env) == str(expected)
+
+
+@pytest.mark.parametrize("env, expected", [({}, "True FunctionCache"),
+                                           ({"SPLATUP_LLVM_VECTORIZE": "0"}, "False NullCache")])
+def test_llvm_vectorize_limits_respect_the_users_choice(env, expected):
+    """Loading the projection kernels raises LLVM's runtime-check limits (render._vectorize) unless
+    SPLATUP_LLVM_VECTORIZE=0; with the opt-out the kernel is not read from or written to numba's disk cache. That the
+    limits make the projection vectorise is tested in test_projection.py."""
+    code = ("from splatup.render import project_kernels as PK, _vectorize; "
+            "print(_vectorize.APPLIED, PK.project_forward._cache.__class__.__name__)")
+    assert _run(code, {**env}) == expected

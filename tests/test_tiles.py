@@ -102,3 +102,18 @@ def test_chunking_does_not_change_the_lists(monkeypatch, chunks):
     got = bin_gaussians(means2d, extents, depths, visible, width, height)
     np.testing.assert_array_equal(got.offsets, offsets)
     np.testing.assert_array_equal(got.gids, gids)
+
+
+def test_mismatched_arrays_raise():
+    """visible must match depths, and precomputed rects must have one row per Gaussian; rects for another tile grid
+    are clamped to this one (no count outside it)."""
+    means2d, extents, depths, visible = _random_scene(50, 64, 48, seed=2)
+    with pytest.raises(ValueError, match="visible must have the shape"):
+        depth_order(depths, visible[:-1])
+    with pytest.raises(ValueError, match=r"rects must have shape \(50, 4\)"):
+        bin_gaussians(means2d, extents, depths, visible, 64, 48, rects=np.zeros((49, 4), np.int32))
+    huge = np.tile(np.int32([-5, 1000, -5, 1000]), (50, 1))
+    bins = bin_gaussians(means2d, extents, depths, visible, 64, 48, rects=huge)
+    n_tiles = 4 * 3
+    assert bins.offsets.shape == (n_tiles + 1,)
+    np.testing.assert_array_equal(np.diff(bins.offsets), np.full(n_tiles, visible.sum()))

@@ -6,10 +6,14 @@ LLVM's loop vectoriser gives up on a loop when proving it safe needs more runtim
 writes 8 and indexes them with a handful of strided expressions, so at the defaults it stays scalar. Raising the
 two limits lets LLVM emit the checks once per loop and run the vector body (for plant.splat: 3-4x faster).
 
-The limits are process-wide LLVM options, read when a function is compiled. They change no result, only whether a
-loop with many arrays may be versioned; other numba code compiled in the same process is affected the same way.
-They must be set before numba compiles the kernels, so :mod:`splatup.render.project_kernels` imports this module
-first. Set ``SPLATUP_LLVM_VECTORIZE=0`` to leave LLVM's defaults alone.
+The limits are process-wide LLVM options, read when a function is compiled: they decide whether a loop with many
+arrays may be versioned, for any numba code compiled afterwards in the process. For float32 scenes the projection's
+outputs are the same bit for bit either way (checked on plant.splat, classic and antialiased); float64 results can
+differ in the last bit, since the vector and scalar code may round a contracted expression differently. The limits
+must be set before numba compiles the kernels, so :mod:`splatup.render.project_kernels` imports this module first
+(on the first use of the rasterizer; ``import splatup`` alone does not). Set ``SPLATUP_LLVM_VECTORIZE=0`` to leave
+LLVM's defaults alone; the projection kernel is then compiled afresh in each process, not read from numba's disk
+cache (whose key ignores LLVM options).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._checks import all_finite
 from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians, num_sh_coeffs, sh_degree_from_coeffs
@@ -203,9 +204,10 @@ def project(
         sh_degree: evaluate SH only up to this degree (None: all).
         validate_as: if given, raise :class:`SplatupInputError` as ``scene.validate(validate_as)`` does when a
             value is NaN or infinite or a quaternion is zero. The kernel flags such Gaussians in the pass it makes
-            anyway, so a valid scene costs no second read; only a flagged scene (or SH coefficients beyond
-            ``sh_degree``, which the kernel does not read) runs :meth:`Gaussians.validate`, which names the field
-            and the first bad Gaussian. Without it an unvalidated scene projects as the module docstring says.
+            anyway, so a valid scene costs no second read (SH coefficients beyond ``sh_degree``, which the kernel
+            does not read, get a finiteness check of their own); only a flagged scene runs
+            :meth:`Gaussians.validate`, which names the field and the first bad Gaussian. Without it an
+            unvalidated scene projects as the module docstring says.
     """
     check_mode(mode, dilation, near_plane, far_plane)
     if scene.dtype not in (torch.float32, torch.float64):
@@ -219,9 +221,26 @@ def project(
         status = status_t.numpy()
     else:
         out, status = _forward(setup, *inputs)
-    if validate_as is not None and (setup.k_act < scene.sh.shape[1] or _any_bit(status, PK.BAD_INPUT)):
-        scene.validate(validate_as)
+    if validate_as is not None:
+        _raise_bad_input(scene, setup.k_act, status, validate_as)
     return Projected(*out)
+
+
+def _raise_bad_input(scene: Gaussians, k_act: int, status: np.ndarray, source: str) -> None:
+    """Raise SplatupInputError naming ``source`` if the kernel flagged a Gaussian (BAD_INPUT) or an SH coefficient
+    it did not read (beyond k_act) is not finite. Gaussians.validate names the field and the first bad Gaussian; a
+    flag it cannot explain (a value finite in a mixed-dtype scene's own dtype, NaN or Inf once converted to the
+    kernel's dtype) still raises, naming the Gaussian."""
+    flagged = _any_bit(status, PK.BAD_INPUT)
+    if not flagged and (k_act == scene.sh.shape[1] or all_finite(scene.sh[:, k_act:])):
+        return
+    scene.validate(source)
+    if flagged:
+        i = int(np.flatnonzero(np.bitwise_and(status, PK.BAD_INPUT))[0])
+        raise SplatupInputError(
+            f"{source}: Gaussian {i} has a value that is NaN or infinite in {scene.means.dtype} (the dtype of "
+            "'means', which the projection computes in) or a quaternion that is zero in it"
+        )
 
 
 def _any_bit(status: np.ndarray, bit: int) -> bool:

@@ -30,8 +30,8 @@ latency of its long dependency chain; shorter loop bodies let the out-of-order c
 spill and reload its live registers, and the five calls cost about 40 % of the fused forward kernel.
 The fastmath flags leave out ``nnan`` and ``ninf`` (the culling rules test finiteness, which those flags would
 let LLVM fold away) and ``reassoc`` (it would undo the Cody-Waite range reduction in :func:`exp64`). The numpy
-error model makes a zero quaternion (only reachable by calling ``project`` on an unvalidated scene) give NaN
-rotations, hence a culled Gaussian, instead of raising.
+error model makes a zero quaternion give NaN rotations, hence a culled Gaussian (and the BAD_INPUT status bit),
+instead of raising: rasterize() raises after the kernel, from that bit (project(validate_as=...)).
 """
 
 from __future__ import annotations
@@ -305,8 +305,8 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     in_depth = (z > pr[NEAR]) & (z < pr[FAR])
     zs = z if in_depth else 1.0
     t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, pr, rc)
-    qw, qx, qy, qz, q_norm = _unit_quat(q0, q1, q2, q3)
-    good_input = finite & (q_norm != 0.0)  # float64 squares of float32 values do not underflow
+    qw, qx, qy, qz, _r = _unit_quat(q0, q1, q2, q3)
+    good_input = finite & ((q0 != 0.0) | (q1 != 0.0) | (q2 != 0.0) | (q3 != 0.0))
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
     s0, s1, s2 = exp64(l0), exp64(l1), exp64(l2)
     a00 = (t0x * r00 + t0y * r10 + t0z * r20) * s0
@@ -359,7 +359,8 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
 def _forward_color(i, m, shf, n_coef, k_act, cen, col, status):
     """colors of Gaussian i (uint64; n_coef = 3 K values per Gaussian in shf); adds the COLOR_PASS bits to status,
     and BAD_INPUT if one of the k_act coefficients is NaN or +-Inf: each enters SH(dir) multiplied by a finite
-    basis value, and float64 sums of float32 values cannot overflow, so the sum is finite exactly when they are."""
+    basis value, and float64 sums of float32 values cannot overflow, so the sum is finite exactly when they are
+    (in float64 scenes, coefficients near the float64 limit can overflow the sum: such a Gaussian is flagged too)."""
     i3 = U3 * i
     dirx, diry, dirz, _n = _sh_dir(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), cen, k_act)
     b = n_coef * i
@@ -409,7 +410,9 @@ def _forward_rects(i, pr, m2, bext, alive, rects):
     rects[i4 + U3] = np.int32(y1 if ok else -1.0)
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+# cached on disk only with the LLVM limits on: the cache key ignores LLVM options, so an opted-out run must neither
+# load the vectorised build nor leave a scalar one for later runs
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=_vectorize.APPLIED)
 def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
                     means2d, conics, opacities, colors, depths, extents, radii, visible, status,
                     bin_extents, reach, alive, tile_rects):

@@ -192,9 +192,12 @@ def rasterize(
         raise SplatupInputError(f"rasterize: cam must be a splatup.Camera, got {type(cam).__name__}")
     _check_scene_type(scene)
     bg = parse_background(background)
+    original_dtype = scene.dtype
     if scene.dtype != torch.float32:
-        scene.validate(SCENE_NAME)  # the caller's values, before the conversion (which may overflow to Inf)
+        scene.validate(SCENE_NAME)  # the caller's values, before the conversion
         scene = scene.to(torch.float32)
+        # values beyond float32's range become +-Inf and tiny quaternions zero: say so rather than cull silently
+        scene.validate(f"{SCENE_NAME} (converted from {original_dtype} to float32, which the kernels use)")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     # the projection kernel checks the scene for NaN / Inf and zero quaternions as it reads it (validate_as)

@@ -148,12 +148,15 @@ def _rects(order, means2d, extents, tile, ntx, nty, rect):
 
 
 @njit(parallel=True, cache=True)
-def _gather_rects(order, rects, rect):
-    """rect[k] = rects[order[k]]: the tile ranges the projection computed, in depth order."""
+def _gather_rects(order, rects, ntx, nty, rect):
+    """rect[k] = rects[order[k]]: the tile ranges the projection computed, in depth order, clamped to the tile grid
+    (a no-op for ranges computed for this grid; a guard against out-of-bounds counts for any others)."""
     for k in prange(order.shape[0]):
         g = order[k]
-        for j in range(4):
-            rect[k, j] = rects[g, j]
+        rect[k, 0] = max(rects[g, 0], 0)
+        rect[k, 1] = min(rects[g, 1], ntx - 1)
+        rect[k, 2] = max(rects[g, 2], 0)
+        rect[k, 3] = min(rects[g, 3], nty - 1)
 
 
 @njit(parallel=True, cache=True)
@@ -224,6 +227,8 @@ def depth_order(depths: np.ndarray, visible: np.ndarray) -> np.ndarray:
     runs over only the bits in which the smallest and largest key differ (RADIX_BITS or fewer per pass: a scene's
     depths usually span 2 passes, not 4)."""
     d = np.ascontiguousarray(depths, dtype=np.float32)
+    if np.shape(visible) != d.shape:
+        raise ValueError(f"depth_order: visible must have the shape of depths {d.shape}, got {np.shape(visible)}")
     idx, keys, k_min, k_max, positive = _alive_keys(d, np.ascontiguousarray(visible, dtype=np.bool_),
                                                     _n_chunks(d.shape[0]))
     if not positive:
@@ -258,7 +263,9 @@ def bin_gaussians(
     if rects is None:
         _rects(order, means2d, extents, float(tile_size), ntx, nty, rect)
     else:
-        _gather_rects(order, np.ascontiguousarray(rects, np.int32), rect)
+        if rects.shape != (len(depths), 4):
+            raise ValueError(f"bin_gaussians: rects must have shape ({len(depths)}, 4), got {rects.shape}")
+        _gather_rects(order, np.ascontiguousarray(rects, np.int32), ntx, nty, rect)
     n_chunks = _n_chunks(order.shape[0])
     hist = np.empty((n_chunks, ntx * nty), np.int64)
     _count(rect, ntx, n_chunks, hist)
