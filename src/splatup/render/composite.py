@@ -253,26 +253,35 @@ def _block_centres(x0, y0, fxl, fyl):
 
 
 @njit(inline="always")
-def _fill_tile(out, tx, ty, width, height, value):
-    """out [H, W, C] (C-contiguous): every channel of tile (tx, ty)'s pixels set to value[channel] (an array of
-    length C). Row runs of the tile are contiguous in memory; unsigned indices spare the negative-index checks."""
-    nc = out.shape[2]
-    flat = out.reshape(out.size)
-    x0 = np.uint64(tx * LANES)
-    x1 = np.uint64(min(width, tx * LANES + LANES))
-    for py in range(ty * LANES, min(height, ty * LANES + LANES)):
-        row = np.uint64(py) * np.uint64(width)
-        for px in range(x0, x1):
-            for k in range(nc):
-                flat[(row + np.uint64(px)) * np.uint64(nc) + np.uint64(k)] = value[k]
+def _row_pattern(value):
+    """value [C] repeated LANES times: one tile row of a C-channel image, for :func:`_fill_tile`. float32 [LANES C]."""
+    nc = value.shape[0]
+    pat = np.empty(LANES * nc, np.float32)
+    for j in range(LANES * nc):
+        pat[j] = value[j % nc]
+    return pat
 
 
 @njit(inline="always")
-def _fill_empty_tile(tx, ty, width, height, bg, zeros3, out_color, out_alpha, out_depth):
-    """A tile with no Gaussians: background, alpha 0, depth 0."""
-    _fill_tile(out_color, tx, ty, width, height, bg)
-    _fill_tile(out_alpha.reshape(height, width, 1), tx, ty, width, height, zeros3)
-    _fill_tile(out_depth.reshape(height, width, 1), tx, ty, width, height, zeros3)
+def _fill_tile(flat, nc, tx, ty, width, height, pattern):
+    """Set tile (tx, ty) of an [H, W, nc] C-contiguous image, given as its flat view, to the row ``pattern``
+    (:func:`_row_pattern` of the value). A tile row is one contiguous run of the image, so each row is a plain
+    copy that vectorises; unsigned indices spare the negative-index checks."""
+    x0 = tx * LANES
+    run = np.uint64((min(width, x0 + LANES) - x0) * nc)
+    for py in range(ty * LANES, min(height, ty * LANES + LANES)):
+        base = np.uint64((py * width + x0) * nc)
+        for j in range(run):
+            flat[base + j] = pattern[j]
+
+
+@njit(inline="always")
+def _fill_empty_tile(tx, ty, width, height, bg_row, zero_row, out_color, out_alpha, out_depth):
+    """A tile with no Gaussians: background, alpha 0, depth 0 (bg_row, zero_row: :func:`_row_pattern` of the
+    background and of zeros)."""
+    _fill_tile(out_color.reshape(out_color.size), 3, tx, ty, width, height, bg_row)
+    _fill_tile(out_alpha.reshape(out_alpha.size), 1, tx, ty, width, height, zero_row)
+    _fill_tile(out_depth.reshape(out_depth.size), 1, tx, ty, width, height, zero_row)
 
 
 @njit(inline="always", fastmath=True)
@@ -346,7 +355,8 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
     for i in prange(opac.shape[0]):
         _pack(G, i, means2d, conics, opac, colors, depths, reach)
     for chunk in prange(N_CHUNKS):
-      zeros3 = np.zeros(3, np.float32)
+      bg_row = _row_pattern(bg)
+      zero_row = np.zeros(LANES * 3, np.float32)
       P = np.empty((maxlen, NPACK), np.float32)
       Q = np.empty((7, maxlen), np.float32)
       mask = np.empty(maxlen, np.int64)
@@ -367,7 +377,7 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
         ty = t // tiles_x
         n = e - s
         if n == 0:
-            _fill_empty_tile(tx, ty, width, height, bg, zeros3, out_color, out_alpha, out_depth)
+            _fill_empty_tile(tx, ty, width, height, bg_row, zero_row, out_color, out_alpha, out_depth)
             continue
         _gather_tile(P, Q, s, e, gids, G)
         _bucket_blocks(Q, n, tx, ty, mask, bcnt, bidx)
@@ -512,7 +522,8 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
     for i in prange(opac.shape[0]):
         _pack(G, i, means2d, conics, opac, colors, depths, reach)
     for chunk in prange(N_CHUNKS):
-      zeros3 = np.zeros(3, np.float32)
+      bg_row = _row_pattern(bg)
+      zero_row = np.zeros(LANES * 3, np.float32)
       P = np.empty((maxlen, NPACK), np.float32)
       Q = np.empty((7, maxlen), np.float32)
       mask = np.empty(maxlen, np.int64)
@@ -529,11 +540,11 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
         ty = t // tiles_x
         n = e - s
         if n == 0:
-            _fill_empty_tile(tx, ty, width, height, bg, zeros3, out_color, out_alpha, out_depth)
+            _fill_empty_tile(tx, ty, width, height, bg_row, zero_row, out_color, out_alpha, out_depth)
             for out in (out_dx, out_dy, out_dxy):
-                _fill_tile(out, tx, ty, width, height, zeros3)
+                _fill_tile(out.reshape(out.size), 3, tx, ty, width, height, zero_row)
             if want_tder:
-                _fill_tile(out_tder, tx, ty, width, height, zeros3)
+                _fill_tile(out_tder.reshape(out_tder.size), 3, tx, ty, width, height, zero_row)
             continue
         _gather_tile(P, Q, s, e, gids, G)
         _bucket_blocks(Q, n, tx, ty, mask, bcnt, bidx)
