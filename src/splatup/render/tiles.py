@@ -147,30 +147,49 @@ def _rects(order, means2d, extents, tile, ntx, nty, rect):
         rect[k, 3] = min(nty - 1, int(np.floor((my + ey) / tile)))
 
 
+U1, U2, U3, U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)  # flat-index offsets
+
+
 @njit(parallel=True, cache=True)
 def _gather_rects(order, rects, ntx, nty, rect):
     """rect[k] = rects[order[k]]: the tile ranges the projection computed, in depth order, clamped to the tile grid
-    (a no-op for ranges computed for this grid; a guard against out-of-bounds counts for any others)."""
+    (a no-op for ranges computed for this grid; a guard against out-of-bounds counts for any others). Flat views
+    and unsigned indices: no negative-index checks in the gather."""
+    src = rects.reshape(rects.size)
+    dst = rect.reshape(rect.size)
     for k in prange(order.shape[0]):
-        g = order[k]
-        rect[k, 0] = max(rects[g, 0], 0)
-        rect[k, 1] = min(rects[g, 1], ntx - 1)
-        rect[k, 2] = max(rects[g, 2], 0)
-        rect[k, 3] = min(rects[g, 3], nty - 1)
+        g = np.uint64(order[k]) * U4
+        j = np.uint64(k) * U4
+        dst[j] = max(src[g], 0)
+        dst[j + U1] = min(src[g + U1], ntx - 1)
+        dst[j + U2] = max(src[g + U2], 0)
+        dst[j + U3] = min(src[g + U3], nty - 1)
 
 
 @njit(parallel=True, cache=True)
 def _count(rect, ntx, n_chunks, hist):
-    """hist[c, t] = number of the Gaussians of chunk c (contiguous in depth order) listed in tile t."""
+    """hist[c, t] = number of the Gaussians of chunk c (contiguous in depth order) listed in tile t. Most Gaussians
+    span one or two tiles per row: those increments are unrolled, so the loop over a row rarely runs."""
     n = rect.shape[0]
+    r = rect.reshape(rect.size)
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
-        for t in range(hist.shape[1]):
-            hist[c, t] = 0
+        h = hist[c]
+        for t in range(h.shape[0]):
+            h[t] = 0
         for k in range(c * step, min(n, c * step + step)):
-            for ty in range(rect[k, 2], rect[k, 3] + 1):
-                for tx in range(rect[k, 0], rect[k, 1] + 1):
-                    hist[c, ty * ntx + tx] += 1
+            j = np.uint64(k) * U4
+            x0, x1, y0, y1 = r[j], r[j + U1], r[j + U2], r[j + U3]
+            w = x1 - x0 + 1
+            if w <= 0:
+                continue
+            for ty in range(y0, y1 + 1):
+                base = np.uint64(ty * ntx + x0)
+                h[base] += 1
+                if w > 1:
+                    h[base + U1] += 1
+                    for dx in range(2, w):
+                        h[base + np.uint64(dx)] += 1
 
 
 @njit(parallel=True, cache=True)
@@ -178,15 +197,21 @@ def _fill(order, rect, ntx, n_chunks, cursor, gids):
     """Write Gaussian ids into each tile's segment in depth order (stable counting sort by tile): chunk c starts
     writing tile t at cursor[c, t], after the earlier chunks' entries of that tile."""
     n = rect.shape[0]
+    r = rect.reshape(rect.size)
     step = (n + n_chunks - 1) // n_chunks
     for c in prange(n_chunks):
+        cur = cursor[c]
         for k in range(c * step, min(n, c * step + step)):
             g = order[k]
-            for ty in range(rect[k, 2], rect[k, 3] + 1):
-                for tx in range(rect[k, 0], rect[k, 1] + 1):
-                    t = ty * ntx + tx
-                    gids[cursor[c, t]] = g
-                    cursor[c, t] += 1
+            j = np.uint64(k) * U4
+            x0, x1, y0, y1 = r[j], r[j + U1], r[j + U2], r[j + U3]
+            for ty in range(y0, y1 + 1):
+                row = np.uint64(ty * ntx)
+                for tx in range(x0, x1 + 1):
+                    t = row + np.uint64(tx)
+                    pos = cur[t]
+                    gids[np.uint64(pos)] = g
+                    cur[t] = pos + 1
 
 
 def _n_chunks(n: int) -> int:
