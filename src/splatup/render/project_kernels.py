@@ -5,7 +5,9 @@ per dtype); all arithmetic is float64 (values are widened when loaded and rounde
 determinant, inverse and eigenvalue of huge but finite covariances do not overflow. The semantics, culling rules
 and placeholders are those of :mod:`splatup.render.project` (see its docstring). The backward pass recomputes
 the forward's intermediate values per Gaussian, takes its decisions (culled, visible, colour clamped) from the
-status bits the forward wrote, and applies the chain rule by hand.
+status bits the forward wrote, and applies the chain rule by hand; its geometry loop, like the forward's stage
+loops, is branch-free over flat arrays (culled rows computed and discarded by selects) so that it vectorises. The
+colour backward stays scalar (it writes per-coefficient gradients).
 
 Per Gaussian (camera rotation Rc, translation tc, intrinsics fx, fy, cx, cy):
 
@@ -464,144 +466,149 @@ def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc,
 
 # ----------------------------------------------------------------------------------------- backward stages
 @njit(inline="always")
-def _backward_geometry(i, means, quats, log_scales, opacity_logits, rc, tc3, pr, antialiased, status,
-                       g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits):
+def _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, status,
+                       gm2, gcon, g_opacities, gm, gq, gls, g_opacity_logits):
     """Gradients through means2d, conics and opacities: writes g_means (this part), g_quats, g_log_scales and
-    g_opacity_logits of Gaussian i."""
+    g_opacity_logits of Gaussian i (uint64). Flat arrays (m = means, gm = g_means, gm2 = g_means2d, gcon = g_conics,
+    gq = g_quats, gls = g_log_scales) and branch-free per row, as the forward stages, so the loop vectorises."""
+    i2, i3, i4 = U2 * i, U3 * i, U4 * i
     dil = pr[DILATION]
     fx, fy = pr[FX], pr[FY]
     st = status[i]
     ok = (st & OK) != 0
     vis = (st & VISIBLE) != 0
-    gmx = 0.0
-    gmy = 0.0
-    gmz = 0.0
-    gqw = 0.0
-    gqx = 0.0
-    gqy = 0.0
-    gqz = 0.0
-    gs0 = 0.0
-    gs1 = 0.0
-    gs2 = 0.0
     sig = _sigmoid(f8(opacity_logits[i]))
     go = f8(g_opacities[i])
-    f_o = math.sqrt(AA_FLOOR) if antialiased else 1.0  # the antialiasing factor of a culled Gaussian
-    if ok:
-        x, y, z = _camera_point(f8(means[i, 0]), f8(means[i, 1]), f8(means[i, 2]), rc, tc3)
-        t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, pr, rc)
-        qw, qx, qy, qz, qr = _unit_quat(f8(quats[i, 0]), f8(quats[i, 1]), f8(quats[i, 2]), f8(quats[i, 3]))
-        r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
-        s0, s1, s2 = exp64(f8(log_scales[i, 0])), exp64(f8(log_scales[i, 1])), exp64(f8(log_scales[i, 2]))
-        b00 = t0x * r00 + t0y * r10 + t0z * r20  # B = T Rg, A = B diag(s)
-        b01 = t0x * r01 + t0y * r11 + t0z * r21
-        b02 = t0x * r02 + t0y * r12 + t0z * r22
-        b10 = t1x * r00 + t1y * r10 + t1z * r20
-        b11 = t1x * r01 + t1y * r11 + t1z * r21
-        b12 = t1x * r02 + t1y * r12 + t1z * r22
-        a00, a01, a02 = b00 * s0, b01 * s1, b02 * s2
-        a10, a11, a12 = b10 * s0, b11 * s1, b12 * s2
-        sxx = a00 * a00 + a01 * a01 + a02 * a02
-        sxy = a00 * a10 + a01 * a11 + a02 * a12
-        syy = a10 * a10 + a11 * a11 + a12 * a12
-        dxx = sxx + dil
-        dyy = syy + dil
-        det = dxx * dyy - sxy * sxy
-        det_raw = sxx * syy - sxy * sxy
-        g_det_raw = 0.0
-        g_det = 0.0
-        if antialiased:
-            ratio = det_raw / det
-            f_o = math.sqrt(max(ratio, AA_FLOOR))
-            if ratio >= AA_FLOOR:  # opacity = sig * sqrt(ratio), ratio = det_raw / det
-                g_ratio = go * sig * 0.5 / f_o
-                g_det_raw = g_ratio / det
-                g_det = -g_ratio * ratio / det
-        # ---- conic = (dyy, -sxy, dxx) / det
-        gc0, gc1, gc2 = f8(g_conics[i, 0]), f8(g_conics[i, 1]), f8(g_conics[i, 2])
-        idet = 1.0 / det
-        g_det -= (gc0 * dyy - gc1 * sxy + gc2 * dxx) * idet * idet
-        g_dyy = gc0 * idet + g_det * dxx
-        g_dxx = gc2 * idet + g_det * dyy
-        g_sxy = -gc1 * idet - 2.0 * sxy * (g_det + g_det_raw)
-        g_sxx = g_dxx + g_det_raw * syy
-        g_syy = g_dyy + g_det_raw * sxx
-        # ---- Sigma2D = A A^T
-        ga00 = 2.0 * g_sxx * a00 + g_sxy * a10
-        ga01 = 2.0 * g_sxx * a01 + g_sxy * a11
-        ga02 = 2.0 * g_sxx * a02 + g_sxy * a12
-        ga10 = 2.0 * g_syy * a10 + g_sxy * a00
-        ga11 = 2.0 * g_syy * a11 + g_sxy * a01
-        ga12 = 2.0 * g_syy * a12 + g_sxy * a02
-        # ---- A = B diag(s), s = exp(log_scale): d/dlog_scale = d/ds * s
-        gs0 = (ga00 * b00 + ga10 * b10) * s0
-        gs1 = (ga01 * b01 + ga11 * b11) * s1
-        gs2 = (ga02 * b02 + ga12 * b12) * s2
-        gb00, gb01, gb02 = ga00 * s0, ga01 * s1, ga02 * s2
-        gb10, gb11, gb12 = ga10 * s0, ga11 * s1, ga12 * s2
-        # ---- B = T Rg: dL/dT = dL/dB Rg^T, dL/dRg[a][k] = gb0k T0[a] + gb1k T1[a]
-        gt0x = gb00 * r00 + gb01 * r01 + gb02 * r02
-        gt0y = gb00 * r10 + gb01 * r11 + gb02 * r12
-        gt0z = gb00 * r20 + gb01 * r21 + gb02 * r22
-        gt1x = gb10 * r00 + gb11 * r01 + gb12 * r02
-        gt1y = gb10 * r10 + gb11 * r11 + gb12 * r12
-        gt1z = gb10 * r20 + gb11 * r21 + gb12 * r22
-        G00 = gb00 * t0x + gb10 * t1x
-        G01 = gb01 * t0x + gb11 * t1x
-        G02 = gb02 * t0x + gb12 * t1x
-        G10 = gb00 * t0y + gb10 * t1y
-        G11 = gb01 * t0y + gb11 * t1y
-        G12 = gb02 * t0y + gb12 * t1y
-        G20 = gb00 * t0z + gb10 * t1z
-        G21 = gb01 * t0z + gb11 * t1z
-        G22 = gb02 * t0z + gb12 * t1z
-        # ---- rotation entries -> unit quaternion -> raw quaternion ((I - q q^T) / |q|)
-        gw = 2.0 * (-qz * G01 + qy * G02 + qz * G10 - qx * G12 - qy * G20 + qx * G21)
-        gx = 2.0 * (qy * G01 + qz * G02 + qy * G10 - 2.0 * qx * G11 - qw * G12 + qz * G20 + qw * G21
-                    - 2.0 * qx * G22)
-        gy = 2.0 * (-2.0 * qy * G00 + qx * G01 + qw * G02 + qx * G10 + qz * G12 - qw * G20 + qz * G21
-                    - 2.0 * qy * G22)
-        gz = 2.0 * (-2.0 * qz * G00 - qw * G01 + qx * G02 + qw * G10 - 2.0 * qz * G11 + qy * G12 + qx * G20
-                    + qy * G21)
-        dotq = qw * gw + qx * gx + qy * gy + qz * gz
-        gqw = (gw - qw * dotq) / qr
-        gqx = (gx - qx * dotq) / qr
-        gqy = (gy - qy * dotq) / qr
-        gqz = (gz - qz * dotq) / qr
-        # ---- T0 = jx Rc[0] + jxz Rc[2], T1 = jy Rc[1] + jyz Rc[2]
-        g_jx = gt0x * rc[0] + gt0y * rc[1] + gt0z * rc[2]
-        g_jxz = gt0x * rc[6] + gt0y * rc[7] + gt0z * rc[8]
-        g_jy = gt1x * rc[3] + gt1y * rc[4] + gt1z * rc[5]
-        g_jyz = gt1x * rc[6] + gt1y * rc[7] + gt1z * rc[8]
-        # ---- jx = fx / z, jxz = -fx tx / z^2 (jy, jyz likewise)
-        iz = 1.0 / z
-        iz2 = iz * iz
-        gpz = -(g_jx * fx + g_jy * fy) * iz2 + 2.0 * (g_jxz * fx * tx + g_jyz * fy * ty) * iz2 * iz
-        g_tx = -g_jxz * fx * iz2
-        g_ty = -g_jyz * fy * iz2
-        # ---- tx = z clamp(x / z): d/dx = pass, d/dz = clamp(x / z) - pass x / z
-        gpx = g_tx * pass_x
-        gpy = g_ty * pass_y
-        gpz += g_tx * (uc - pass_x * x * iz) + g_ty * (vc - pass_y * y * iz)
-        if vis:  # ---- means2d = (fx x / z + cx, fy y / z + cy)
-            gm0, gm1 = f8(g_means2d[i, 0]), f8(g_means2d[i, 1])
-            gpx += gm0 * fx * iz
-            gpy += gm1 * fy * iz
-            gpz -= (gm0 * fx * x + gm1 * fy * y) * iz2
-        # ---- p = Rc m + tc
-        gmx = rc[0] * gpx + rc[3] * gpy + rc[6] * gpz
-        gmy = rc[1] * gpx + rc[4] * gpy + rc[7] * gpz
-        gmz = rc[2] * gpx + rc[5] * gpy + rc[8] * gpz
+    f_o = sqrt64(AA_FLOOR) if antialiased else 1.0  # the antialiasing factor of a culled Gaussian
+    x, y, z = _camera_point(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), rc, tc3)
+    t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, pr, rc)
+    qw, qx, qy, qz, qr = _unit_quat(f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3]))
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
+    s0, s1, s2 = exp64(f8(ls[i3])), exp64(f8(ls[i3 + U1])), exp64(f8(ls[i3 + U2]))
+    b00 = t0x * r00 + t0y * r10 + t0z * r20  # B = T Rg, A = B diag(s)
+    b01 = t0x * r01 + t0y * r11 + t0z * r21
+    b02 = t0x * r02 + t0y * r12 + t0z * r22
+    b10 = t1x * r00 + t1y * r10 + t1z * r20
+    b11 = t1x * r01 + t1y * r11 + t1z * r21
+    b12 = t1x * r02 + t1y * r12 + t1z * r22
+    a00, a01, a02 = b00 * s0, b01 * s1, b02 * s2
+    a10, a11, a12 = b10 * s0, b11 * s1, b12 * s2
+    sxx = a00 * a00 + a01 * a01 + a02 * a02
+    sxy = a00 * a10 + a01 * a11 + a02 * a12
+    syy = a10 * a10 + a11 * a11 + a12 * a12
+    dxx = sxx + dil
+    dyy = syy + dil
+    det = dxx * dyy - sxy * sxy
+    det_raw = sxx * syy - sxy * sxy
+    g_det_raw = 0.0
+    g_det = 0.0
+    f_o_ok = f_o
+    if antialiased:
+        ratio = det_raw / det
+        f_o_ok = sqrt64(max(ratio, AA_FLOOR))
+        # opacity = sig * sqrt(ratio), ratio = det_raw / det (the floor passes no gradient)
+        g_ratio = go * sig * 0.5 / f_o_ok if ratio >= AA_FLOOR else 0.0
+        g_det_raw = g_ratio / det
+        g_det = -g_ratio * ratio / det
+    # ---- conic = (dyy, -sxy, dxx) / det
+    gc0, gc1, gc2 = f8(gcon[i3]), f8(gcon[i3 + U1]), f8(gcon[i3 + U2])
+    idet = 1.0 / det
+    g_det -= (gc0 * dyy - gc1 * sxy + gc2 * dxx) * idet * idet
+    g_dyy = gc0 * idet + g_det * dxx
+    g_dxx = gc2 * idet + g_det * dyy
+    g_sxy = -gc1 * idet - 2.0 * sxy * (g_det + g_det_raw)
+    g_sxx = g_dxx + g_det_raw * syy
+    g_syy = g_dyy + g_det_raw * sxx
+    # ---- Sigma2D = A A^T
+    ga00 = 2.0 * g_sxx * a00 + g_sxy * a10
+    ga01 = 2.0 * g_sxx * a01 + g_sxy * a11
+    ga02 = 2.0 * g_sxx * a02 + g_sxy * a12
+    ga10 = 2.0 * g_syy * a10 + g_sxy * a00
+    ga11 = 2.0 * g_syy * a11 + g_sxy * a01
+    ga12 = 2.0 * g_syy * a12 + g_sxy * a02
+    # ---- A = B diag(s), s = exp(log_scale): d/dlog_scale = d/ds * s
+    gs0_ok = (ga00 * b00 + ga10 * b10) * s0
+    gs1_ok = (ga01 * b01 + ga11 * b11) * s1
+    gs2_ok = (ga02 * b02 + ga12 * b12) * s2
+    gb00, gb01, gb02 = ga00 * s0, ga01 * s1, ga02 * s2
+    gb10, gb11, gb12 = ga10 * s0, ga11 * s1, ga12 * s2
+    # ---- B = T Rg: dL/dT = dL/dB Rg^T, dL/dRg[a][k] = gb0k T0[a] + gb1k T1[a]
+    gt0x = gb00 * r00 + gb01 * r01 + gb02 * r02
+    gt0y = gb00 * r10 + gb01 * r11 + gb02 * r12
+    gt0z = gb00 * r20 + gb01 * r21 + gb02 * r22
+    gt1x = gb10 * r00 + gb11 * r01 + gb12 * r02
+    gt1y = gb10 * r10 + gb11 * r11 + gb12 * r12
+    gt1z = gb10 * r20 + gb11 * r21 + gb12 * r22
+    G00 = gb00 * t0x + gb10 * t1x
+    G01 = gb01 * t0x + gb11 * t1x
+    G02 = gb02 * t0x + gb12 * t1x
+    G10 = gb00 * t0y + gb10 * t1y
+    G11 = gb01 * t0y + gb11 * t1y
+    G12 = gb02 * t0y + gb12 * t1y
+    G20 = gb00 * t0z + gb10 * t1z
+    G21 = gb01 * t0z + gb11 * t1z
+    G22 = gb02 * t0z + gb12 * t1z
+    # ---- rotation entries -> unit quaternion -> raw quaternion ((I - q q^T) / |q|)
+    gw = 2.0 * (-qz * G01 + qy * G02 + qz * G10 - qx * G12 - qy * G20 + qx * G21)
+    gx = 2.0 * (qy * G01 + qz * G02 + qy * G10 - 2.0 * qx * G11 - qw * G12 + qz * G20 + qw * G21
+                - 2.0 * qx * G22)
+    gy = 2.0 * (-2.0 * qy * G00 + qx * G01 + qw * G02 + qx * G10 + qz * G12 - qw * G20 + qz * G21
+                - 2.0 * qy * G22)
+    gz = 2.0 * (-2.0 * qz * G00 - qw * G01 + qx * G02 + qw * G10 - 2.0 * qz * G11 + qy * G12 + qx * G20
+                + qy * G21)
+    dotq = qw * gw + qx * gx + qy * gy + qz * gz
+    gqw_ok = (gw - qw * dotq) / qr
+    gqx_ok = (gx - qx * dotq) / qr
+    gqy_ok = (gy - qy * dotq) / qr
+    gqz_ok = (gz - qz * dotq) / qr
+    # ---- T0 = jx Rc[0] + jxz Rc[2], T1 = jy Rc[1] + jyz Rc[2]
+    g_jx = gt0x * rc[0] + gt0y * rc[1] + gt0z * rc[2]
+    g_jxz = gt0x * rc[6] + gt0y * rc[7] + gt0z * rc[8]
+    g_jy = gt1x * rc[3] + gt1y * rc[4] + gt1z * rc[5]
+    g_jyz = gt1x * rc[6] + gt1y * rc[7] + gt1z * rc[8]
+    # ---- jx = fx / z, jxz = -fx tx / z^2 (jy, jyz likewise)
+    iz = 1.0 / z
+    iz2 = iz * iz
+    gpz = -(g_jx * fx + g_jy * fy) * iz2 + 2.0 * (g_jxz * fx * tx + g_jyz * fy * ty) * iz2 * iz
+    g_tx = -g_jxz * fx * iz2
+    g_ty = -g_jyz * fy * iz2
+    # ---- tx = z clamp(x / z): d/dx = pass, d/dz = clamp(x / z) - pass x / z
+    gpx = g_tx * pass_x
+    gpy = g_ty * pass_y
+    gpz += g_tx * (uc - pass_x * x * iz) + g_ty * (vc - pass_y * y * iz)
+    # ---- means2d = (fx x / z + cx, fy y / z + cy), for visible rows
+    gm0, gm1 = f8(gm2[i2]), f8(gm2[i2 + U1])
+    gpx = gpx + gm0 * fx * iz if vis else gpx
+    gpy = gpy + gm1 * fy * iz if vis else gpy
+    gpz = gpz - (gm0 * fx * x + gm1 * fy * y) * iz2 if vis else gpz
+    # ---- p = Rc m + tc
+    gmx_ok = rc[0] * gpx + rc[3] * gpy + rc[6] * gpz
+    gmy_ok = rc[1] * gpx + rc[4] * gpy + rc[7] * gpz
+    gmz_ok = rc[2] * gpx + rc[5] * gpy + rc[8] * gpz
+    # culled rows (not ok) get no gradient through means2d, conics or the antialiasing factor: selects, not a
+    # branch, so the loop vectorises (the values computed for them are discarded, NaN or not)
+    gmx = gmx_ok if ok else 0.0
+    gmy = gmy_ok if ok else 0.0
+    gmz = gmz_ok if ok else 0.0
+    gqw = gqw_ok if ok else 0.0
+    gqx = gqx_ok if ok else 0.0
+    gqy = gqy_ok if ok else 0.0
+    gqz = gqz_ok if ok else 0.0
+    gs0 = gs0_ok if ok else 0.0
+    gs1 = gs1_ok if ok else 0.0
+    gs2 = gs2_ok if ok else 0.0
+    f_o = f_o_ok if ok else f_o
     g_opacity_logits[i] = go * f_o * sig * (1.0 - sig)
-    g_log_scales[i, 0] = gs0
-    g_log_scales[i, 1] = gs1
-    g_log_scales[i, 2] = gs2
-    g_quats[i, 0] = gqw
-    g_quats[i, 1] = gqx
-    g_quats[i, 2] = gqy
-    g_quats[i, 3] = gqz
-    g_means[i, 0] = gmx
-    g_means[i, 1] = gmy
-    g_means[i, 2] = gmz
+    gls[i3] = gs0
+    gls[i3 + U1] = gs1
+    gls[i3 + U2] = gs2
+    gq[i4] = gqw
+    gq[i4 + U1] = gqx
+    gq[i4 + U2] = gqy
+    gq[i4 + U3] = gqz
+    gm[i3] = gmx
+    gm[i3 + U1] = gmy
+    gm[i3 + U2] = gmz
 
 
 @njit(inline="always")
@@ -680,7 +687,7 @@ def _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh):
             g_means[i, 2] += gdz / DIR_EPS
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=True)
+@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=_vectorize.APPLIED)  # as project_forward
 def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
                      status, g_means2d, g_conics, g_opacities, g_colors,
                      g_means, g_quats, g_log_scales, g_opacity_logits, g_sh):
@@ -695,11 +702,19 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc
     tc3 = (tc[0], tc[1], tc[2])
     cen = (centre[0], centre[1], centre[2])
     pr = _params(prm)
+    m = means.reshape(3 * n)
+    q = quats.reshape(4 * n)
+    ls = log_scales.reshape(3 * n)
+    gm2 = g_means2d.reshape(2 * n)
+    gcon = g_conics.reshape(3 * n)
+    gm = g_means.reshape(3 * n)
+    gq = g_quats.reshape(4 * n)
+    gls = g_log_scales.reshape(3 * n)
     for ch in prange((n + CHUNK - 1) // CHUNK):
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
-        for i in range(lo, hi):
-            _backward_geometry(i, means, quats, log_scales, opacity_logits, rc, tc3, pr, antialiased, status,
-                               g_means2d, g_conics, g_opacities, g_means, g_quats, g_log_scales, g_opacity_logits)
+        for i in range(np.uint64(lo), np.uint64(hi)):
+            _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, status,
+                               gm2, gcon, g_opacities, gm, gq, gls, g_opacity_logits)
         for i in range(lo, hi):
             _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh)
