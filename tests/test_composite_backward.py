@@ -187,8 +187,12 @@ def test_gradients_match_float64_reference_on_a_real_scene(shared_data, derivati
         w[flips] = 0.0
     planes = PLANES if derivatives else PLANES[:2]
     leaves32, leaves64 = _leaves(proj, torch.float32), _leaves(proj, torch.float64)
-    _loss(_fast(leaves32, proj, bins, width, height, derivatives), weights, planes).backward()
-    _loss(_reference(leaves64, proj, width, height, derivatives), weights, planes).backward()
+    out = _fast(leaves32, proj, bins, width, height, derivatives)
+    _loss(out, weights, planes).backward()
+    want = _reference(leaves64, proj, width, height, derivatives)
+    _loss(want, weights, planes).backward()
+    for k in planes:  # forward agrees off the borderline pixels (holds the oracle to the same function)
+        assert (out[k].double() - want[k].detach())[~flips].abs().max() < 2e-5, k
     for name, a, b in zip(("means2d", "conics", "opacities", "colors"), leaves32, leaves64, strict=True):
         assert b.grad.abs().max() > 0, name
         _assert_close(a.grad, b.grad, name, atol_rel=3e-5, rtol=1e-4)
@@ -444,9 +448,9 @@ def test_replayed_transmittance_matches_forward():
     z3 = np.zeros((height, width, 3), np.float32)
     z1 = np.zeros((height, width), np.float32)
     e3, e1 = np.empty((0, 0, 0), np.float32), np.empty((0, 0), np.float32)  # absent upstream gradients
-    rows = np.empty((bins.n_pairs, KB.NGRAD), np.float32)
     lists = (bins.reach, bins.offsets, bins.gids, width, height, bins.tiles_x, bg)
     for derivatives in (False, True):
+        rows = np.full((bins.n_pairs, KB.NGRAD), np.nan, np.float32)  # NaN: an unwritten row cannot pass as 0
         c, dx, dy, dxy, td = (np.empty((height, width, 3), np.float32) for _ in range(5))
         tr, dp, rt = (np.empty((height, width), np.float32) for _ in range(3))
         if derivatives:
