@@ -288,6 +288,26 @@ def _jw_rows(x, y, zs, pr, rc):
             tx, ty, pass_x, pass_y, uc, vc)
 
 
+@njit(inline="always")
+def _sigma2d(t0x, t0y, t0z, t1x, t1y, t1z, r00, r01, r02, r10, r11, r12, r20, r21, r22, s0, s1, s2):
+    """B = T Rg (T: rows T0, T1 of J W; Rg row-major), A = B diag(s), Sigma2D = A A^T.
+
+    Returns B (6, row-major), A (6) and sxx, sxy, syy as one flat tuple (numba's parfor analysis rejects nested
+    tuples here)."""
+    b00 = t0x * r00 + t0y * r10 + t0z * r20
+    b01 = t0x * r01 + t0y * r11 + t0z * r21
+    b02 = t0x * r02 + t0y * r12 + t0z * r22
+    b10 = t1x * r00 + t1y * r10 + t1z * r20
+    b11 = t1x * r01 + t1y * r11 + t1z * r21
+    b12 = t1x * r02 + t1y * r12 + t1z * r22
+    a00, a01, a02 = b00 * s0, b01 * s1, b02 * s2
+    a10, a11, a12 = b10 * s0, b11 * s1, b12 * s2
+    sxx = a00 * a00 + a01 * a01 + a02 * a02
+    sxy = a00 * a10 + a01 * a11 + a02 * a12
+    syy = a10 * a10 + a11 * a11 + a12 * a12
+    return b00, b01, b02, b10, b11, b12, a00, a01, a02, a10, a11, a12, sxx, sxy, syy
+
+
 # ----------------------------------------------------------------------------------------- forward stages
 # Flat arrays, indexed with uint64 (numba then emits no negative-index wraparound), so each stage loop is a
 # branch-free body over consecutive Gaussians that LLVM vectorises (see project_forward).
@@ -310,16 +330,9 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     qw, qx, qy, qz, _r = _unit_quat(q0, q1, q2, q3)
     good_input = finite & ((q0 != 0.0) | (q1 != 0.0) | (q2 != 0.0) | (q3 != 0.0))
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
-    s0, s1, s2 = exp64(l0), exp64(l1), exp64(l2)
-    a00 = (t0x * r00 + t0y * r10 + t0z * r20) * s0
-    a01 = (t0x * r01 + t0y * r11 + t0z * r21) * s1
-    a02 = (t0x * r02 + t0y * r12 + t0z * r22) * s2
-    a10 = (t1x * r00 + t1y * r10 + t1z * r20) * s0
-    a11 = (t1x * r01 + t1y * r11 + t1z * r21) * s1
-    a12 = (t1x * r02 + t1y * r12 + t1z * r22) * s2
-    sxx = a00 * a00 + a01 * a01 + a02 * a02
-    sxy = a00 * a10 + a01 * a11 + a02 * a12
-    syy = a10 * a10 + a11 * a11 + a12 * a12
+    sigma = _sigma2d(t0x, t0y, t0z, t1x, t1y, t1z, r00, r01, r02, r10, r11, r12, r20, r21, r22,
+                     exp64(l0), exp64(l1), exp64(l2))
+    sxx, sxy, syy = sigma[12], sigma[13], sigma[14]
     dxx = sxx + dil
     dyy = syy + dil
     det = dxx * dyy - sxy * sxy
@@ -445,6 +458,7 @@ def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc,
     ext = extents.reshape(2 * n)
     bext = bin_extents.reshape(2 * n)
     rects = tile_rects.reshape(4 * n)
+    # one statement each: unpacking these tuples from a single call trips numba's parfor array analysis
     rc = _entries3x3(Rc)
     tc3 = (tc[0], tc[1], tc[2])
     cen = (centre[0], centre[1], centre[2])
@@ -483,19 +497,10 @@ def _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, st
     x, y, z = _camera_point(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), rc, tc3)
     t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, pr, rc)
     qw, qx, qy, qz, qr = _unit_quat(f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3]))
-    r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
     s0, s1, s2 = exp64(f8(ls[i3])), exp64(f8(ls[i3 + U1])), exp64(f8(ls[i3 + U2]))
-    b00 = t0x * r00 + t0y * r10 + t0z * r20  # B = T Rg, A = B diag(s)
-    b01 = t0x * r01 + t0y * r11 + t0z * r21
-    b02 = t0x * r02 + t0y * r12 + t0z * r22
-    b10 = t1x * r00 + t1y * r10 + t1z * r20
-    b11 = t1x * r01 + t1y * r11 + t1z * r21
-    b12 = t1x * r02 + t1y * r12 + t1z * r22
-    a00, a01, a02 = b00 * s0, b01 * s1, b02 * s2
-    a10, a11, a12 = b10 * s0, b11 * s1, b12 * s2
-    sxx = a00 * a00 + a01 * a01 + a02 * a02
-    sxy = a00 * a10 + a01 * a11 + a02 * a12
-    syy = a10 * a10 + a11 * a11 + a12 * a12
+    r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
+    b00, b01, b02, b10, b11, b12, a00, a01, a02, a10, a11, a12, sxx, sxy, syy = _sigma2d(  # B = T Rg, A = B diag(s)
+        t0x, t0y, t0z, t1x, t1y, t1z, r00, r01, r02, r10, r11, r12, r20, r21, r22, s0, s1, s2)
     dxx = sxx + dil
     dyy = syy + dil
     det = dxx * dyy - sxy * sxy
@@ -698,6 +703,7 @@ def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc
     g_log_scales [N, 3], g_opacity_logits [N], g_sh [N, K, 3] (zero beyond the first k_act coefficients).
     """
     n = means.shape[0]
+    # one statement each: unpacking these tuples from a single call trips numba's parfor array analysis
     rc = _entries3x3(Rc)
     tc3 = (tc[0], tc[1], tc[2])
     cen = (centre[0], centre[1], centre[2])
