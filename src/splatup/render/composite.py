@@ -239,6 +239,12 @@ def _bucket_blocks(Q, n, tx, ty, mask, bcnt, bidx):
 
 
 @njit(inline="always")
+def _tile_span(t, offsets, tiles_x):
+    """Tile t's entries gids[s:e] and its column and row (tx, ty)."""
+    return offsets[t], offsets[t + 1], t % tiles_x, t // tiles_x
+
+
+@njit(inline="always")
 def _block_origin(blk, tx, ty):
     """Pixel column and row of the top-left pixel of block ``blk`` of tile (tx, ty)."""
     return tx * LANES + (blk % NBX) * BW, ty * LANES + (blk // NBX) * BH
@@ -354,9 +360,9 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
     G = np.empty((opac.shape[0], NPACK), np.float32)
     for i in prange(opac.shape[0]):
         _pack(G, i, means2d, conics, opac, colors, depths, reach)
+    bg_row = _row_pattern(bg)  # read-only tile rows for the empty tiles, shared by the chunks
+    zero_row = np.zeros(LANES * 3, np.float32)
     for chunk in prange(N_CHUNKS):
-      bg_row = _row_pattern(bg)
-      zero_row = np.zeros(LANES * 3, np.float32)
       P = np.empty((maxlen, NPACK), np.float32)
       Q = np.empty((7, maxlen), np.float32)
       mask = np.empty(maxlen, np.int64)
@@ -371,10 +377,7 @@ def composite_forward(means2d, conics, opac, colors, depths, reach, offsets, gid
       cz = np.empty(NL, np.float32)
       ca = np.empty(NL, np.float32)  # sum of weights = 1 - T_final (T is zeroed when a lane stops)
       for t in range(chunk, n_tiles, N_CHUNKS):
-        s = offsets[t]
-        e = offsets[t + 1]
-        tx = t % tiles_x
-        ty = t // tiles_x
+        s, e, tx, ty = _tile_span(t, offsets, tiles_x)
         n = e - s
         if n == 0:
             _fill_empty_tile(tx, ty, width, height, bg_row, zero_row, out_color, out_alpha, out_depth)
@@ -521,9 +524,9 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
     G = np.empty((opac.shape[0], NPACK), np.float32)
     for i in prange(opac.shape[0]):
         _pack(G, i, means2d, conics, opac, colors, depths, reach)
+    bg_row = _row_pattern(bg)  # read-only tile rows for the empty tiles, shared by the chunks
+    zero_row = np.zeros(LANES * 3, np.float32)
     for chunk in prange(N_CHUNKS):
-      bg_row = _row_pattern(bg)
-      zero_row = np.zeros(LANES * 3, np.float32)
       P = np.empty((maxlen, NPACK), np.float32)
       Q = np.empty((7, maxlen), np.float32)
       mask = np.empty(maxlen, np.int64)
@@ -534,10 +537,7 @@ def composite_forward_derivatives(means2d, conics, opac, colors, depths, reach, 
       st = np.empty((4, NL), np.float32)  # T (0 when done), Tx, Ty, Txy
       acc = np.empty((14, NL), np.float32)  # C, Cx, Cy, Cxy per channel, depth, sum of weights
       for t in range(chunk, n_tiles, N_CHUNKS):
-        s = offsets[t]
-        e = offsets[t + 1]
-        tx = t % tiles_x
-        ty = t // tiles_x
+        s, e, tx, ty = _tile_span(t, offsets, tiles_x)
         n = e - s
         if n == 0:
             _fill_empty_tile(tx, ty, width, height, bg_row, zero_row, out_color, out_alpha, out_depth)
