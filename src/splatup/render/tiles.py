@@ -94,16 +94,17 @@ def _radix_argsort(keys, idx, k_min, n_passes, width, n_chunks):
     """Stable sort of idx by keys (uint32 [M], every key - k_min < 2^(n_passes width)): LSD radix sort on
     key - k_min, width bits per pass, each pass parallel over n_chunks contiguous chunks (per-chunk digit
     histograms, an exclusive prefix over (digit, chunk), then every chunk scatters its own elements in order, so
-    each pass is stable). Returns the sorted idx (int32 [M])."""
+    each pass is stable). Returns the sorted idx (int32 [M]). Consumes idx and keys: they are the first pair of
+    buffers (keys turned into key - k_min in place)."""
     n = idx.shape[0]
     n_buckets = 1 << width
     mask = n_buckets - 1
-    src = idx.copy()
+    src = idx
     dst = np.empty_like(src)
-    kbuf = np.empty(n, np.uint32)
+    kbuf = keys
     base = np.uint32(k_min)
     for i in prange(n):
-        kbuf[i] = keys[i] - base
+        kbuf[i] -= base
     kdst = np.empty_like(kbuf)
     step = (n + n_chunks - 1) // n_chunks
     hist = np.zeros((n_chunks, n_buckets), np.int64)
