@@ -12,7 +12,10 @@ from ..gaussians import Gaussians
 from ..io.datasets import load_dataset
 from ..pipeline import check_method, render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
+from .metadata import read_training_metadata
 from .trainer import load_views
+
+DEFAULT_SCALE = 2.0
 
 
 def evaluate(
@@ -62,3 +65,24 @@ def evaluate(
     summary["median_time_s"] = statistics.median(r["time_s"] for r in rows)
     return {"method": method, "scale": scale if method != "native" else 1.0, "split": split, "views": len(rows),
             "width": views[0].camera.width, "height": views[0].camera.height, "mean": summary, "per_view": rows}
+
+
+def trained_render_options(ply_path, method: str | None = None, scale: float | None = None,
+                           background: Sequence[float] | None = None, lowres_dilation: float | str | None = None,
+                           width: int | None = None) -> tuple[dict, dict | None]:
+    """How to render the model ``ply_path`` for evaluation: every option left None is taken from the model's
+    training metadata (:func:`~splatup.train.metadata.read_training_metadata`: the path it was trained through,
+    its background and resolution), and where it has none, from the plain defaults (native; x2 for upscalers;
+    black; matched dilation; the images' width). Returns ``(options, metadata or None)``; ``options`` has the
+    keys method, scale, background, lowres_dilation and width of :func:`evaluate`."""
+    meta = read_training_metadata(ply_path)
+    if meta is not None:
+        method = method if method is not None else meta["method"]
+        if scale is None and meta["upscale"] > 1:
+            scale = float(meta["upscale"])
+        background = background if background is not None else tuple(meta["background"])
+        lowres_dilation = lowres_dilation if lowres_dilation is not None else meta["lowres_dilation"]
+        width = width if width is not None else meta["width"]
+    return {"method": method or "native", "scale": DEFAULT_SCALE if scale is None else scale,
+            "background": tuple(background) if background is not None else (0.0, 0.0, 0.0),
+            "lowres_dilation": "matched" if lowres_dilation is None else lowres_dilation, "width": width}, meta
