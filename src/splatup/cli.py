@@ -331,7 +331,7 @@ def demo(out_dir, no_lpips) -> None:
 @main.command()
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Output folder (checkpoint.pt, point_cloud.ply, train_summary.json).")
+              help="Run folder (checkpoint-*.safetensors, point_cloud.ply with point_cloud.json, train_summary.json).")
 @click.option("--upscale", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
               help="Render at 1/S with derivatives and Hermite-upscale to full size during training.")
 @click.option("--iterations", type=click.IntRange(min=1), default=30_000, show_default=True)
@@ -341,17 +341,20 @@ def demo(out_dir, no_lpips) -> None:
 @click.option("--init", type=click.Choice(["auto", "points", "random"]), default="auto", show_default=True)
 @click.option("--random-points", type=click.IntRange(min=1), default=100_000, show_default=True)
 @click.option("--densify-until", type=click.IntRange(min=0), default=None,
-              help="Last densification iteration [default: 15000, or half the iterations if fewer than 30000].")
+              help="Last densification iteration [default: 15000, scaled to shorter runs: half the iterations].")
 @click.option("--sh-degree", type=click.IntRange(0, 3), default=3, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--max-views", type=click.IntRange(min=1), default=None, help="Use only the first N training views.")
-@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoint.pt.")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in OUT from its newest good checkpoint (also to a larger --iterations).")
+@click.option("--overwrite", is_flag=True, help="Delete the run already in OUT and start again.")
 def train(dataset, out_dir, upscale, iterations, width, white_background, init, random_points, densify_until,
-          sh_degree, seed, checkpoint_every, max_views, resume) -> None:
+          sh_degree, seed, checkpoint_every, max_views, resume, overwrite) -> None:
     """Train a 3DGS model on DATASET (NeRF-synthetic transforms_*.json folder or COLMAP), natively or with
     gradient-aware upscaling in the loop (--upscale S)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -365,8 +368,7 @@ def train(dataset, out_dir, upscale, iterations, width, white_background, init, 
     from .train.trainer import TrainSettings
     from .train.trainer import train as run_train
 
-    until = densify_until if densify_until is not None else (15_000 if iterations >= 30_000 else iterations // 2)
-    cfg = TrainConfig(iterations=iterations, densify_until_iter=until, sh_degree=sh_degree)
+    cfg = TrainConfig(iterations=iterations, densify_until_iter=densify_until, sh_degree=sh_degree)
     settings = TrainSettings(dataset=str(dataset), out_dir=str(out_dir), upscale=upscale, width=width,
                              white_background=white_background, init=init, random_points=random_points, seed=seed,
                              checkpoint_every=checkpoint_every, max_views=max_views, config=cfg)
@@ -379,52 +381,71 @@ def train(dataset, out_dir, upscale, iterations, width, white_background, init, 
         def step(it, e):
             prog.update(task, completed=it, info=f"loss {e['loss']:.4f}  PSNR {e['psnr']:.2f}  N {e['gaussians']:,}")
 
-        res = run_train(settings, resume=resume, on_iteration=step)
-    console.print(f"{res['iterations']} iterations, {res['gaussians']:,} Gaussians, "
-                  f"{res['seconds_per_iteration']:.3f} s/iteration; model: {res.get('ply', out_dir / 'checkpoint.pt')}")
+        def message(text):
+            console.print(f"[yellow]{escape(text)}[/yellow]" if text.startswith("warning:") else escape(text),
+                          soft_wrap=True)
+
+        res = run_train(settings, resume=resume, overwrite=overwrite, on_iteration=step, on_message=message)
+    spi = res["seconds_per_iteration"]
+    console.print(f"{res['iterations']} iterations, {res['gaussians']:,} Gaussians"
+                  f"{f', {spi:.3f} s/iteration' if spi else ''}; model: {res.get('ply', out_dir)}", soft_wrap=True)
 
 
 @main.command(name="eval")
 @click.argument("scene", type=click.Path(dir_okay=False, path_type=Path))
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
 @click.option("--split", default="test", show_default=True)
-@click.option("--method", default="native", show_default=True, help="native, hermite or a classic upscaler.")
-@click.option("--scale", "-s", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
-              help="Upscaling factor for methods other than native.")
-@click.option("--width", type=click.IntRange(min=1), default=None, help="Evaluation width [default: image size].")
-@click.option("--white-background", is_flag=True)
-@click.option("--lowres-dilation", default="matched", show_default=True,
-              help="'matched' (0.3 native px^2), 'usual' (0.3 low-res px^2, for models trained at low resolution).")
+@click.option("--method", default=None,
+              help="native, hermite or a classic upscaler [default: how SCENE was trained, from the .json beside it; "
+                   "else native].")
+@click.option("--scale", "-s", type=click.FloatRange(min=1.0), default=None,
+              help="Upscaling factor for methods other than native [default: the training factor, else 2].")
+@click.option("--width", type=click.IntRange(min=1), default=None,
+              help="Evaluation width [default: the training width, else the image size].")
+@click.option("--white-background/--black-background", default=None,
+              help="Background [default: the training background, else black].")
+@click.option("--lowres-dilation", default=None,
+              help="'matched' (0.3 native px^2, the default), 'usual' (0.3 low-res px^2, for models trained at low "
+                   "resolution).")
 @click.option("--max-views", type=click.IntRange(min=1), default=None)
 @click.option("--no-lpips", is_flag=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the per-view results here.")
 def eval_cmd(scene, dataset, split, method, scale, width, white_background, lowres_dilation, max_views, no_lpips,
              json_out) -> None:
-    """Evaluate SCENE on a dataset split: PSNR, SSIM, LPIPS against the images and time per view."""
+    """Evaluate SCENE on a dataset split: PSNR, SSIM, LPIPS against the images and time per view. A model trained
+    by `splatup train` is rendered the way it was trained unless options say otherwise."""
     from rich.console import Console
     from rich.progress import Progress
 
     from .bench.report import write_json
     from .io import load_scene
     from .pipeline import METHODS
-    from .train.evaluate import evaluate
+    from .train.evaluate import evaluate, trained_render_options
+    from .train.metadata import metadata_path
 
-    if method not in METHODS:
+    if method is not None and method not in METHODS:
         raise click.BadParameter(f"choose from {', '.join(METHODS)}", param_hint="--method")
-    dil = lowres_dilation if lowres_dilation in ("matched", "usual") else float(lowres_dilation)
+    bg = None if white_background is None else ((1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0))
+    opts, meta = trained_render_options(scene, method, scale, bg, lowres_dilation, width)
+    method, scale = opts["method"], opts["scale"]
+    dil = opts["lowres_dilation"]
+    dil = dil if dil in ("matched", "usual") or not isinstance(dil, str) else float(dil)
     console = Console()
+    if meta is not None:
+        how = "natively" if meta["method"] == "native" else f"through {meta['method']} x{meta['upscale']:g}"
+        console.print(f"{scene.name} was trained {how} at width {meta['width']} ({metadata_path(scene).name}); "
+                      "evaluating that way unless options say otherwise", soft_wrap=True)
     g = load_scene(scene)
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task(f"evaluating {method}", total=None)
-        res = evaluate(g, str(dataset), split, width, method, scale,
-                       (1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0), dil, max_views, not no_lpips,
-                       on_view=lambda i, n: prog.update(task, completed=i, total=n))
+        res = evaluate(g, str(dataset), split, opts["width"], method, scale, opts["background"], dil, max_views,
+                       not no_lpips, on_view=lambda i, n: prog.update(task, completed=i, total=n))
     m = res["mean"]
     lp = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""
     console.print(f"{scene.name} on {res['views']} {split} views at {res['width']}x{res['height']}, {method}"
                   f"{'' if method == 'native' else f' x{scale:g}'}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f}{lp}, "
-                  f"{m['median_time_s'] * 1e3:.1f} ms/view (median)")
+                  f"{m['median_time_s'] * 1e3:.1f} ms/view (median)", soft_wrap=True)
     if json_out:
         write_json(json_out, res)
 
