@@ -191,6 +191,27 @@ def test_when_every_checkpoint_is_damaged_the_error_lists_each(tmp_path, shared_
     assert "checkpoint-00000002.safetensors: the file is truncated" in lines[2]
 
 
+def test_a_well_formed_checkpoint_with_wrong_contents_is_refused_naming_the_entry(tmp_path, shared_data,
+                                                                                   two_checkpoints):
+    run = tmp_path / "run"
+    shutil.copytree(two_checkpoints[0], run)
+    good = read_checkpoint(run / "checkpoint-00000004.safetensors")
+    cases = {"param.opacity_logits": ("tensor", good.tensors["param.opacity_logits"][:, None]),
+             "adam.means.exp_avg": ("tensor", torch.full_like(good.tensors["adam.means.exp_avg"], float("nan"))),
+             "loop.perm": ("tensor", torch.zeros_like(good.tensors["loop.perm"])),
+             "active_sh_degree": ("model", 5)}
+    for entry, (kind, value) in cases.items():
+        tensors, state = dict(good.tensors), json.loads(json.dumps(good.state))
+        if kind == "tensor":
+            tensors[entry] = value
+        else:
+            state["model"][entry] = value
+        path = write_checkpoint(run, tensors, state)  # a valid file (its digest matches) with wrong contents
+        with pytest.raises(SplatupInputError) as e:
+            train(_short(shared_data, run), resume=True)
+        assert str(path) in str(e.value) and entry in str(e.value), str(e.value)
+
+
 def test_stale_temporary_files_are_removed_at_the_next_start(tmp_path, shared_data, two_checkpoints):
     run = tmp_path / "run"
     shutil.copytree(two_checkpoints[0], run)

@@ -305,8 +305,8 @@ def _check_model_state(tensors: dict[str, torch.Tensor], values: dict, sh_degree
         if t is None:
             raise bad(f"no tensor 'param.{name}'")
         if t.dtype != torch.float32 or t.ndim != 1 + len(tail) or tuple(t.shape[1:]) != tail:
-            raise bad(f"'param.{name}' is {t.dtype} {list(t.shape)}, expected float32 [N, {', '.join(map(str, tail))}]"
-                      .replace(", ]", "]"))
+            expected = ", ".join(["N", *map(str, tail)])
+            raise bad(f"'param.{name}' is {t.dtype} {list(t.shape)}, expected float32 [{expected}]")
         n = t.shape[0] if n is None else n
         if t.shape[0] != n:
             raise bad(f"'param.{name}' has {t.shape[0]} rows, 'param.means' {n}")
