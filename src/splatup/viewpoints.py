@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from .camera import Camera
 from .errors import SplatupInputError
 from .gaussians import Gaussians
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .io.datasets import Dataset
 
 _AXES = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}
 
@@ -72,19 +76,29 @@ def dataset_camera(path: str | Path, view: int | str, split: str = "test", width
     """Camera ``view`` (index or image name) of a dataset, optionally resized to ``width`` (aspect kept)."""
     from .io.datasets import load_dataset
 
-    ds = load_dataset(path, split=split)
+    return select_view(load_dataset(path, split=split), view, split, width)
+
+
+def select_view(ds: Dataset, view: int | str, split: str = "test", width: int | None = None) -> Camera:
+    """Camera ``view`` (index, negative from the end, or image name with or without suffix) of a loaded dataset,
+    optionally resized to ``width`` (aspect kept). Raises naming the dataset and the split."""
     if not ds.views:
-        raise SplatupInputError(f"{path}: the {split!r} split has no views")
+        raise SplatupInputError(f"{ds.root}: the {split!r} split has no views")
     if isinstance(view, str) and not view.lstrip("-").isdigit():
         matches = [v for v in ds.views if v.name == view or Path(v.name).stem == view]
         if not matches:
-            raise SplatupInputError(f"{path}: no view named {view!r} in the {split!r} split")
+            raise SplatupInputError(f"{ds.root}: no view named {view!r} in the {split!r} split")
         cam = matches[0].camera
     else:
         i = int(view)
         if not -len(ds.views) <= i < len(ds.views):
-            raise SplatupInputError(f"{path}: view {i} out of range, the {split!r} split has {len(ds.views)} views")
+            raise SplatupInputError(f"{ds.root}: view {i} out of range, the {split!r} split has {len(ds.views)} views")
         cam = ds.views[i].camera
+    return resize_to_width(cam, width)
+
+
+def resize_to_width(cam: Camera, width: int | None) -> Camera:
+    """``cam`` at ``width`` pixels wide with its aspect ratio kept (unchanged for ``width=None``)."""
     if width is not None and width != cam.width:
         cam = cam.resized(width, max(1, round(cam.height * width / cam.width)))
     return cam

@@ -1,0 +1,194 @@
+"""One camera specification shared by the commands that place a camera (render, compare, bench, and the viewer's
+opening camera): :class:`CameraSpec`, validated once, and :func:`camera_options`, the click decorator that builds
+it from the command-line options.
+
+A spec describes either an orbit around the scene's robust centre (azimuth, elevation, distance, field of view,
+up axis, target) or a view of a dataset (``--dataset``, ``--view``, ``--split``); the cameras themselves are made
+by :mod:`splatup.viewpoints` once the scene is loaded.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ..errors import SplatupInputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..camera import Camera
+    from ..gaussians import Gaussians
+    from ..io.datasets import Dataset
+
+
+def _finite(value: float, option: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SplatupInputError(f"{option}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class CameraSpec:
+    """Where the camera is, as the user gave it. Every field is checked in ``__post_init__``; a bad value raises
+    :class:`SplatupInputError` naming its command-line option.
+
+    Attributes:
+        width, height: image size in pixels; None takes ``default_size`` (orbit) or the dataset view's size
+            (``width`` None) / its aspect ratio (``height`` None).
+        azimuth, elevation: orbit angles in degrees (elevation strictly between -90 and 90) about ``up``.
+        distance: orbit radius in scene units; None frames the scene's robust sphere.
+        fov: horizontal field of view in degrees, in (0, 180).
+        up: world up axis: an axis ('-y', '+z', 'x') or 'x,y,z'.
+        target: orbit centre 'x,y,z'; None takes the scene's robust centre.
+        dataset: a dataset (transforms_*.json, its folder, or a COLMAP folder) whose cameras are used.
+        view: dataset view, an index or an image name.
+        split: dataset split of ``view``.
+        default_size: (width, height) of an orbit camera when ``width`` / ``height`` are not given.
+    """
+
+    width: int | None = None
+    height: int | None = None
+    azimuth: float = 30.0
+    elevation: float = 20.0
+    distance: float | None = None
+    fov: float = 50.0
+    up: str = "-y"
+    target: str | None = None
+    dataset: Path | None = None
+    view: str = "0"
+    split: str = "test"
+    default_size: tuple[int, int] = (800, 600)
+
+    def __post_init__(self) -> None:
+        from ..viewpoints import parse_vector
+
+        for name, option in (("width", "--width"), ("height", "--height")):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise SplatupInputError(f"{option}: expected a positive number of pixels, got {v!r}")
+        w, h = self.default_size
+        if min(w, h) < 1:
+            raise SplatupInputError(f"camera: default size must be positive, got {w}x{h}")
+        _finite(self.azimuth, "--azimuth")
+        if not -90.0 < _finite(self.elevation, "--elevation") < 90.0:
+            raise SplatupInputError(f"--elevation: must be strictly between -90 and 90 degrees, got {self.elevation}")
+        if self.distance is not None and not _finite(self.distance, "--distance") > 0:
+            raise SplatupInputError(f"--distance: must be > 0 (scene units), got {self.distance}")
+        if not 0.0 < _finite(self.fov, "--fov") < 180.0:
+            raise SplatupInputError(f"--fov: must be strictly between 0 and 180 degrees, got {self.fov}")
+        up = parse_vector(self.up, "--up")
+        if not any(up):
+            raise SplatupInputError(f"--up: the up vector must be non-zero, got {self.up!r}")
+        object.__setattr__(self, "up_vector", up)
+        object.__setattr__(self, "target_vector", parse_vector(self.target, "--target") if self.target else None)
+        if self.dataset is not None:
+            object.__setattr__(self, "dataset", Path(self.dataset))
+        object.__setattr__(self, "view", str(self.view))
+
+    # ------------------------------------------------------------------ cameras
+    @cached_property
+    def loaded_dataset(self) -> Dataset | None:
+        """The ``split`` of ``dataset`` (read once), or None without a dataset."""
+        from ..io.datasets import load_dataset
+
+        return None if self.dataset is None else load_dataset(self.dataset, split=self.split)
+
+    def orbit_size(self) -> tuple[int, int]:
+        """(width, height) of an orbit camera."""
+        return (self.width or self.default_size[0], self.height or self.default_size[1])
+
+    def orbit(self, scene: Gaussians, azimuth_offset: float = 0.0) -> Camera:
+        """The orbit camera of this spec, turned by ``azimuth_offset`` degrees."""
+        from ..viewpoints import orbit_camera
+
+        w, h = self.orbit_size()
+        return orbit_camera(scene, w, h, self.azimuth + azimuth_offset, self.elevation, self.distance, self.fov,
+                            self.up_vector, self.target_vector)
+
+    def dataset_view(self, index_offset: int = 0) -> Camera:
+        """Dataset view ``view`` (``index_offset`` views further for an index), sized by ``width`` / ``height``."""
+        from ..viewpoints import select_view
+
+        view: int | str = self.view
+        if index_offset:
+            if not self.view.lstrip("-").isdigit():
+                raise SplatupInputError(f"--view: several views start from an index, got the name {self.view!r}")
+            view = int(self.view) + index_offset
+        cam = select_view(self.loaded_dataset, view, self.split, self.width)
+        if self.height is not None and self.height != cam.height:
+            cam = cam.resized(cam.width, self.height)
+        return cam
+
+    def camera(self, scene: Gaussians) -> Camera:
+        """The one camera of this spec: the dataset view if a dataset is given, else the orbit camera."""
+        return self.dataset_view() if self.dataset is not None else self.orbit(scene)
+
+    def views(self, scene: Gaussians, n: int) -> list[Camera]:
+        """``n`` cameras: consecutive dataset views from ``view``, or orbit cameras spread evenly in azimuth."""
+        if self.dataset is not None:
+            return [self.dataset_view(i) for i in range(n)]
+        return [self.orbit(scene, i * 360.0 / n) for i in range(n)]
+
+
+# ---------------------------------------------------------------------------------------------------- click
+_SIZE_OPTIONS = ("cam_width", "cam_height")
+_ORBIT_OPTIONS = ("cam_azimuth", "cam_elevation", "cam_distance", "cam_fov", "cam_up", "cam_target")
+_DATASET_OPTIONS = ("cam_dataset", "cam_view", "cam_split")
+
+
+def camera_options(default_size: tuple[int, int] = (800, 600), size: bool = True, dataset: bool = True,
+                   up_default: str = "-y") -> Callable[[Callable], Callable]:
+    """Decorator for a click command: adds the camera options and passes one ``camera: CameraSpec`` argument
+    instead of them. ``size=False`` leaves out -W/-H (the command sizes the image itself), ``dataset=False``
+    leaves out --dataset/--view/--split."""
+    w0, h0 = default_size
+    opts = []
+    if size:
+        opts += [
+            click.option("--width", "-W", "cam_width", type=click.IntRange(min=1), default=None,
+                         help=f"Image width in pixels [default: {w0}, or the dataset view's width]."),
+            click.option("--height", "-H", "cam_height", type=click.IntRange(min=1), default=None,
+                         help=f"Image height in pixels [default: {h0}; with --dataset: keeps the aspect]."),
+        ]
+    opts += [
+        click.option("--azimuth", "cam_azimuth", type=float, default=30.0, show_default=True,
+                     help="Orbit azimuth about the up axis (degrees)."),
+        click.option("--elevation", "cam_elevation", type=float, default=20.0, show_default=True,
+                     help="Orbit elevation above the plane orthogonal to the up axis (degrees)."),
+        click.option("--distance", "cam_distance", type=float, default=None,
+                     help="Orbit radius in scene units [default: frame the scene]."),
+        click.option("--fov", "cam_fov", type=float, default=50.0, show_default=True,
+                     help="Horizontal field of view (degrees)."),
+        click.option("--up", "cam_up", default=up_default, show_default=True,
+                     help="World up axis: '+z', '-y', ... or 'x,y,z' (INRIA/COLMAP captures are often -y)."),
+        click.option("--target", "cam_target", default=None,
+                     help="Orbit centre 'x,y,z' [default: the scene's robust centre]."),
+    ]
+    if dataset:
+        opts += [
+            click.option("--dataset", "cam_dataset", type=click.Path(exists=True, path_type=Path), default=None,
+                         help="Take the camera from a dataset (transforms_*.json, its folder, or a COLMAP folder)."),
+            click.option("--view", "cam_view", default="0", show_default=True,
+                         help="Dataset view: index or image name."),
+            click.option("--split", "cam_split", default="test", show_default=True, help="Dataset split for --view."),
+        ]
+    names = (_SIZE_OPTIONS if size else ()) + _ORBIT_OPTIONS + (_DATASET_OPTIONS if dataset else ())
+
+    def decorator(f: Callable) -> Callable:
+        @functools.wraps(f)
+        def wrapper(*args, **kwargs):
+            given = {n.removeprefix("cam_"): kwargs.pop(n) for n in names}
+            kwargs["camera"] = CameraSpec(**given, default_size=default_size)
+            return f(*args, **kwargs)
+
+        for o in reversed(opts):
+            wrapper = o(wrapper)
+        return wrapper
+
+    return decorator
