@@ -132,3 +132,26 @@ def test_camera_spec_views_are_consecutive_dataset_views_or_an_even_orbit(shared
     # four cameras a quarter turn apart about +z at the same elevation
     for a, b in zip(d, d[1:] + d[:1]):
         assert abs(float(a[:2] @ b[:2])) < 1e-9 and abs(float(a[2] - b[2])) < 1e-9
+
+
+def test_up_auto_is_the_default_and_info_reports_it(tmp_path, shared_data):
+    """The donut stands on +z (not the -y of the old default): `render` without --up renders what --up=+z
+    renders, and `info` says where the axis came from."""
+    donut = shared_data / "gshairlod_donut" / "fused.ply"
+    r = CliRunner().invoke(main, ["info", str(donut)])
+    assert r.exit_code == 0, r.output
+    assert "up axis" in r.output and "+z" in r.output and "support" in r.output
+    runner = CliRunner()
+    outs = {}
+    for up in (None, "+z"):
+        out = tmp_path / f"donut_{up}.png"
+        r = runner.invoke(main, ["render", str(donut), "-o", str(out), "-W", "48", "-H", "32"]
+                          + ([f"--up={up}"] if up else []))
+        assert r.exit_code == 0, r.output
+        outs[up] = np.asarray(Image.open(out))
+    assert np.array_equal(outs[None], outs["+z"])
+    from splatup.viewpoints import orbit_camera
+
+    g = su.load_scene(donut)
+    ref = su.rasterize(g, orbit_camera(g, 48, 32, up=(0.0, 0.0, 1.0))).color.clamp(0, 1)
+    assert np.abs(outs[None] / 255.0 - ref.numpy()).max() <= 0.5 / 255 + 1e-6

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..camera import Camera
     from ..gaussians import Gaussians
     from ..io.datasets import Dataset
+    from ..viewpoints import UpEstimate
 
 
 def _finite(value: float, option: str) -> float:
@@ -44,7 +45,8 @@ class CameraSpec:
         azimuth, elevation: orbit angles in degrees (elevation strictly between -90 and 90) about ``up``.
         distance: orbit radius in scene units; None frames the scene's robust sphere.
         fov: horizontal field of view in degrees, in (0, 180).
-        up: world up axis: an axis ('-y', '+z', 'x') or 'x,y,z'.
+        up: world up axis: 'auto' (estimated by :func:`splatup.viewpoints.estimate_up`, from the dataset cameras
+            when a dataset is given, else from the scene), an axis ('-y', '+z', 'x') or 'x,y,z'.
         target: orbit centre 'x,y,z'; None takes the scene's robust centre.
         dataset: a dataset (transforms_*.json, its folder, or a COLMAP folder) whose cameras are used.
         view: dataset view, an index or an image name.
@@ -58,7 +60,7 @@ class CameraSpec:
     elevation: float = 20.0
     distance: float | None = None
     fov: float = 50.0
-    up: str = "-y"
+    up: str = "auto"
     target: str | None = None
     dataset: Path | None = None
     view: str = "0"
@@ -82,10 +84,13 @@ class CameraSpec:
             raise SplatupInputError(f"--distance: must be > 0 (scene units), got {self.distance}")
         if not 0.0 < _finite(self.fov, "--fov") < 180.0:
             raise SplatupInputError(f"--fov: must be strictly between 0 and 180 degrees, got {self.fov}")
-        up = parse_vector(self.up, "--up")
-        if not any(up):
+        if not isinstance(self.up, str):
+            raise SplatupInputError(f"--up: expected 'auto', an axis like '-y' or 'x,y,z', got {self.up!r}")
+        up = None if self.up.strip().lower() == "auto" else parse_vector(self.up, "--up")
+        if up is not None and not any(up):
             raise SplatupInputError(f"--up: the up vector must be non-zero, got {self.up!r}")
         object.__setattr__(self, "up_vector", up)
+        object.__setattr__(self, "_estimates", {})
         object.__setattr__(self, "target_vector", parse_vector(self.target, "--target") if self.target else None)
         if self.dataset is not None:
             object.__setattr__(self, "dataset", Path(self.dataset))
@@ -99,6 +104,23 @@ class CameraSpec:
 
         return None if self.dataset is None else load_dataset(self.dataset, split=self.split)
 
+    def up_estimate(self, scene: Gaussians) -> UpEstimate:
+        """The estimate behind ``--up auto`` for ``scene`` (dataset cameras first), computed once per scene."""
+        from ..viewpoints import estimate_up
+
+        key = id(scene)
+        if key not in self._estimates:
+            ds = self.loaded_dataset
+            cams = [v.camera for v in ds.views] if ds is not None and ds.views else None
+            self._estimates[key] = (scene, estimate_up(scene, cams)[1])  # the scene kept alive: ids stay unique
+        return self._estimates[key][1]
+
+    def up_for(self, scene: Gaussians) -> tuple[float, float, float]:
+        """The world up vector of the orbit: the given axis, or the estimate for ``scene`` with ``--up auto``."""
+        if self.up_vector is not None:
+            return self.up_vector
+        return tuple(self.up_estimate(scene).up.tolist())  # type: ignore[return-value]
+
     def orbit_size(self) -> tuple[int, int]:
         """(width, height) of an orbit camera."""
         return (self.width or self.default_size[0], self.height or self.default_size[1])
@@ -109,7 +131,7 @@ class CameraSpec:
 
         w, h = self.orbit_size()
         return orbit_camera(scene, w, h, self.azimuth + azimuth_offset, self.elevation, self.distance, self.fov,
-                            self.up_vector, self.target_vector)
+                            self.up_for(scene), self.target_vector)
 
     def dataset_view(self, index_offset: int = 0) -> Camera:
         """Dataset view ``view`` (``index_offset`` views further for an index), sized by ``width`` / ``height``."""
@@ -143,7 +165,7 @@ _DATASET_OPTIONS = ("cam_dataset", "cam_view", "cam_split")
 
 
 def camera_options(default_size: tuple[int, int] = (800, 600), size: bool = True, dataset: bool = True,
-                   up_default: str = "-y") -> Callable[[Callable], Callable]:
+                   up_default: str = "auto") -> Callable[[Callable], Callable]:
     """Decorator for a click command: adds the camera options and passes one ``camera: CameraSpec`` argument
     instead of them. ``size=False`` leaves out -W/-H (the command sizes the image itself), ``dataset=False``
     leaves out --dataset/--view/--split."""
@@ -166,7 +188,8 @@ def camera_options(default_size: tuple[int, int] = (800, 600), size: bool = True
         click.option("--fov", "cam_fov", type=float, default=50.0, show_default=True,
                      help="Horizontal field of view (degrees)."),
         click.option("--up", "cam_up", default=up_default, show_default=True,
-                     help="World up axis: '+z', '-y', ... or 'x,y,z' (INRIA/COLMAP captures are often -y)."),
+                     help="World up axis: 'auto' (estimated from the dataset cameras, else from the scene), "
+                          "'+z', '-y', ... or 'x,y,z'."),
         click.option("--target", "cam_target", default=None,
                      help="Orbit centre 'x,y,z' [default: the scene's robust centre]."),
     ]
