@@ -164,19 +164,22 @@ def estimate_up(scene: Gaussians | None, cameras: Sequence[Camera] | None = None
       the direction most orthogonal to all the cameras' x axes (the smallest right singular vector of the stacked
       x axes), signed like the mean of their image-up axes; when the cameras all look the same way (their x axes
       barely differ), the mean image-up axis made orthogonal to the mean x axis.
-    - Gaussians (no cameras): two cues. *Support*: a scene stands on a ground and an object on a flat base, so up
+    - Gaussians (no cameras): three cues. *Support*: a scene stands on a ground and an object on a flat base, so up
       is the direction u whose lowest slab (the Gaussians within 2 % of the scene radius above the 0.2 % height
-      quantile along u) holds the most Gaussians lying flat in that plane (weight opacity x (|n.u|^4 for flat
-      Gaussians with normal n, 1 for round ones)); searched over 1000 directions and refined. *Shading*: lit from
-      above, surfaces facing up are brighter: the direction of the least-squares fit luminance ~ a + L.n over the
-      flat Gaussians (normals turned away from the centre). The support direction is used when the shading is
-      unavailable or shares its axis (within 60 degrees, either sign: the shading's sign is fooled by dark tops,
-      the support's is not); when the two point along different axes (an animal's flat flank is a better
-      "support" than its four hooves), the shading direction is used.
+      quantile along u) holds the most Gaussians lying flat in that plane (weight opacity x |n.u|^4 for a flat
+      Gaussian with normal n, opacity / 5 = the mean of |n.u|^4 over random normals for a round one); searched
+      over 1000 directions and refined. *Shading*: lit from above, surfaces facing up are brighter: the direction
+      of the least-squares fit luminance ~ a + L.n over the flat Gaussians (normals turned away from the centre).
+      *Detail*: captures look down on a scene, so surfaces facing up are seen closer and get smaller Gaussians:
+      the same fit of -log(footprint area). The support direction is the answer unless the shading points along
+      another axis (more than 60 degrees from it, either sign): an animal's flat flank is a better "support" than
+      its four hooves, and the shading direction is used then. The shading never sets the sign (dark tops such
+      as icing fool it); when the two ends of the support axis are about equally flat (best scores within a
+      factor 1.5), the detail cue chooses the end.
 
     The result snaps to a coordinate axis within the source's uncertainty (``UpEstimate.uncertainty_deg``).
-    Deterministic; ``raw`` turns with the scene. A few hundred ms for a 100k-Gaussian scene (a fixed subset of
-    20,000 Gaussians is examined).
+    Deterministic; ``raw`` turns with the scene. A fixed random subset of at most 20,000 Gaussians is examined, so
+    the cost does not grow with the scene.
 
     Args:
         scene: the Gaussians, or None when ``cameras`` are given.
