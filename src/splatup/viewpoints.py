@@ -76,6 +76,32 @@ def orbit_camera(
                         height=height)
 
 
+def orbit_path(
+    scene: Gaussians,
+    frames: int,
+    width: int,
+    height: int,
+    azimuth_deg: float = 30.0,
+    elevation_deg: float = 20.0,
+    distance: float | None = None,
+    fov_x_deg: float = 50.0,
+    up: tuple[float, float, float] = (0.0, -1.0, 0.0),
+    target: tuple[float, float, float] | None = None,
+) -> list[Camera]:
+    """``frames`` cameras one full turn around the scene: :func:`orbit_camera` at azimuth
+    ``azimuth_deg + 360 i / frames``, i = 0 .. frames - 1 (the last one a step short of the first, so the path loops
+    without a repeated frame). The scene is framed once for the whole path."""
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise SplatupInputError(f"orbit_path: frames must be a positive integer, got {frames!r}")
+    centre, radius = scene_frame(scene) if target is None or distance is None else (None, 0.0)
+    tgt = tuple(target) if target is not None else tuple(centre.tolist())
+    if distance is None:
+        fov = math.radians(min(fov_x_deg, fov_x_deg * height / width))
+        distance = 1.05 * radius / math.sin(fov / 2)
+    return [Camera.orbit(tgt, distance, azimuth_deg + 360.0 * i / frames, elevation_deg, up=up, fov_x_deg=fov_x_deg,
+                         width=width, height=height) for i in range(frames)]
+
+
 def dataset_camera(path: str | Path, view: int | str, split: str = "test", width: int | None = None) -> Camera:
     """Camera ``view`` (index or image name) of a dataset, optionally resized to ``width`` (aspect kept)."""
     from .io.datasets import load_dataset

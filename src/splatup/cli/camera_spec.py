@@ -135,13 +135,16 @@ class CameraSpec:
 
     def dataset_view(self, index_offset: int = 0) -> Camera:
         """Dataset view ``view`` (``index_offset`` views further for an index), sized by ``width`` / ``height``."""
-        from ..viewpoints import select_view
-
         view: int | str = self.view
         if index_offset:
             if not self.view.lstrip("-").isdigit():
                 raise SplatupInputError(f"--view: several views start from an index, got the name {self.view!r}")
             view = int(self.view) + index_offset
+        return self._sized_view(view)
+
+    def _sized_view(self, view: int | str) -> Camera:
+        from ..viewpoints import select_view
+
         cam = select_view(self.loaded_dataset, view, self.split, self.width)
         if self.height is not None and self.height != cam.height:
             cam = cam.resized(cam.width, self.height)
@@ -150,6 +153,35 @@ class CameraSpec:
     def camera(self, scene: Gaussians) -> Camera:
         """The one camera of this spec: the dataset view if a dataset is given, else the orbit camera."""
         return self.dataset_view() if self.dataset is not None else self.orbit(scene)
+
+    def path(self, scene: Gaussians, kind: str, frames: int | None = None) -> list[Camera]:
+        """The cameras of a path. "orbit": ``frames`` (default 120) cameras one full turn from ``azimuth``
+        (:func:`splatup.viewpoints.orbit_path`). "dataset": ``frames`` consecutive views of the dataset split from
+        index ``view`` (default: all the rest), sized as :meth:`dataset_view`."""
+        from ..viewpoints import orbit_path
+
+        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
+            raise SplatupInputError(f"--frames: expected a positive number of frames, got {frames!r}")
+        if kind == "orbit":
+            w, h = self.orbit_size()
+            return orbit_path(scene, frames or 120, w, h, self.azimuth, self.elevation, self.distance, self.fov,
+                              self.up_for(scene), self.target_vector)
+        if kind != "dataset":
+            raise SplatupInputError(f"--path: expected 'orbit' or 'dataset', got {kind!r}")
+        if self.dataset is None:
+            raise SplatupInputError("--path dataset: give the dataset whose cameras make the path (--dataset)")
+        if not self.view.lstrip("-").isdigit():
+            raise SplatupInputError(f"--view: a dataset path starts at a view index, got the name {self.view!r}")
+        n_views = len(self.loaded_dataset.views)
+        start = int(self.view) + (n_views if int(self.view) < 0 else 0)
+        if not 0 <= start < n_views:
+            raise SplatupInputError(f"--view: {self.view} is out of range; the {self.split!r} split of {self.dataset} "
+                                    f"has {n_views} views")
+        n = frames if frames is not None else n_views - start
+        if start + n > n_views:
+            raise SplatupInputError(f"--frames: {n} frames from view {start} need {start + n} views; the "
+                                    f"{self.split!r} split of {self.dataset} has {n_views}")
+        return [self._sized_view(start + i) for i in range(n)]
 
     def views(self, scene: Gaussians, n: int) -> list[Camera]:
         """``n`` cameras: consecutive dataset views from ``view``, or orbit cameras spread evenly in azimuth."""

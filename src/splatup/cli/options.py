@@ -57,3 +57,16 @@ def print_summary(console, summary: dict, title: str) -> None:
                   "ref" if m == "native" else ("n/a" if lp != lp else f"{lp:.4f}"), f"{r['time_s'] * 1e3:.1f}",
                   f"{r['speedup']:.2f}x")
     console.print(t)
+
+
+def fanout_options(f):
+    """--workers N (a local Dask cluster of N processes), --scheduler ADDRESS (an existing dask.distributed
+    cluster) and --retries R (extra attempts of a failed job), passed as ``workers``, ``scheduler``, ``retries``."""
+    f = click.option("--retries", type=click.IntRange(min=0), default=2, show_default=True,
+                     help="Extra attempts Dask makes for a failed frame or view before the run stops.")(f)
+    f = click.option("--scheduler", default=None,
+                     help="Address of a running dask.distributed scheduler (e.g. tcp://host:8786) to fan out to; the "
+                          "scene is sent to its workers, dataset images are read from the same path.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1), default=None,
+                     help="Fan out over a local Dask cluster of N processes.")(f)
+    return f
