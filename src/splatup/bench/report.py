@@ -80,6 +80,36 @@ def write_compare_report(out_dir: Path, scene_name: str, views: Sequence, repeat
     return summary
 
 
+def write_path_report(out_dir: Path, scene_name: str, cmp, path_kind: str, scene: str | None = None,
+                      title: str | None = None) -> Path:
+    """Write a path comparison (:class:`splatup.bench.temporal.PathComparison`) to ``out_dir``: report.md with the
+    temporal-stability table, temporal.json (with per-frame PSNR and per-pair tPSNR) and frame_strip.png. Returns
+    report.md's path."""
+    from .temporal import frame_strip
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h, w = cmp.size
+    lh, lw = cmp.lowres_size
+    frame_strip(cmp, out_dir / "frame_strip.png",
+                title=f"{scene_name}: {path_kind} path, {w}x{h} from {lw}x{lh} (x{cmp.scale:g}), first frames")
+    md = [f"# {title or 'splatup compare --path'}: {scene_name}", "",
+          f"{cmp.frames} frames of a {path_kind} path at {w}x{h}, factor x{cmp.scale:g} (low-res {lw}x{lh}, dilation "
+          "matched to the native 0.3 px^2). Temporal figures compare each method's frame-to-frame change with the "
+          "native path's (tPSNR: PSNR of the difference of the changes; relative: its RMS over the RMS of native's "
+          "change); PSNR / SSIM: per frame against native, averaged.", "",
+          "| method | tPSNR (dB) | tRMSE | relative flicker | PSNR (dB) | SSIM |", "|---|---:|---:|---:|---:|---:|"]
+    for m, r in cmp.methods.items():
+        md.append(f"| {m} | {_fmt(r['tpsnr'], 2)} | {r['trmse']:.5f} | {_fmt(r['relative'], 3)} | "
+                  f"{_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} |")
+    md += ["", "![frame strip](frame_strip.png)", ""]
+    write_text(out_dir / "report.md", "\n".join(md))
+    write_json(out_dir / "temporal.json", {"scene": scene or scene_name, "path": path_kind, "frames": cmp.frames,
+                                           "scale": cmp.scale, "width": w, "height": h, "lowres": [lw, lh],
+                                           "methods": cmp.methods})
+    return out_dir / "report.md"
+
+
 def quality_time_plot(rows: Sequence[dict], path: Path, title: str) -> None:
     """Scatter of each metric against time per frame for one scene: one marker per (method, factor), native as a
     vertical line. ``rows``: dicts with method, factor, time_s and metric values."""
