@@ -32,11 +32,12 @@ def _threads_per_worker(workers: int) -> int:
 
 
 @contextmanager
-def dask_client(workers: int | None = None, scheduler: str | None = None) -> Iterator[Any]:
+def dask_client(workers: int | None = None, scheduler: str | None = None,
+                connect_timeout_s: float = 10.0) -> Iterator[Any]:
     """A ``distributed.Client``: on a new local cluster of ``workers`` processes (each running one job at a time
     with cpu_count / workers numba and torch threads), or connected to the scheduler at ``scheduler``
-    ('tcp://host:8786'). Yields None when neither is given (serial). The local cluster is closed on exit; a joined
-    cluster is left running."""
+    ('tcp://host:8786', given up after ``connect_timeout_s``). Yields None when neither is given (serial). The
+    local cluster is closed on exit; a joined cluster is left running."""
     if workers is not None and scheduler is not None:
         raise SplatupInputError("--workers and --scheduler: give one of them (a local cluster, or an existing one)")
     if workers is None and scheduler is None:
@@ -48,7 +49,7 @@ def dask_client(workers: int | None = None, scheduler: str | None = None) -> Ite
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{connect_timeout_s}s")
         except (OSError, TimeoutError, ValueError) as e:
             raise SplatupInputError(f"--scheduler: could not reach a Dask scheduler at {scheduler!r}: {e}") from e
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .options import check_method
+from .options import check_method, fanout_options
 
 
 @click.command(name="eval")
@@ -25,13 +25,20 @@ from .options import check_method
 @click.option("--no-lpips", is_flag=True)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the per-view results here.")
+@fanout_options
 def eval_cmd(scene, dataset, split, method, scale, width, white_background, lowres_dilation, max_views, no_lpips,
-             json_out) -> None:
-    """Evaluate SCENE on a dataset split: PSNR, SSIM, LPIPS against the images and time per view."""
+             json_out, workers, scheduler, retries) -> None:
+    """Evaluate SCENE on a dataset split: PSNR, SSIM, LPIPS against the images and time per view.
+
+    --workers N / --scheduler ADDRESS evaluate the views as Dask jobs (same metrics, in the split's order)."""
+    import sys
+
     from rich.console import Console
     from rich.progress import Progress
 
+    from ..bench.eval_fanout import evaluate_fanout
     from ..bench.report import write_json
+    from ..fanout import FanoutError, dask_client
     from ..io import load_scene
     from ..train.evaluate import evaluate
 
@@ -46,11 +53,20 @@ def eval_cmd(scene, dataset, split, method, scale, width, white_background, lowr
                                      param_hint="--lowres-dilation") from None
     console = Console()
     g = load_scene(scene)
-    with Progress(console=console, transient=True) as prog:
-        task = prog.add_task(f"evaluating {method}", total=None)
-        res = evaluate(g, str(dataset), split, width, method, scale,
-                       (1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0), dil, max_views, not no_lpips,
-                       on_view=lambda i, n: prog.update(task, completed=i, total=n))
+    bg = (1.0, 1.0, 1.0) if white_background else (0.0, 0.0, 0.0)
+    try:
+        with dask_client(workers, scheduler) as client, Progress(console=console, transient=True) as prog:
+            task = prog.add_task(f"evaluating {method}", total=None)
+            progress = lambda i, n: prog.update(task, completed=i, total=n)  # noqa: E731
+            if client is None:
+                res = evaluate(g, str(dataset), split, width, method, scale, bg, dil, max_views, not no_lpips,
+                               on_view=progress)
+            else:
+                res = evaluate_fanout(g, str(dataset), split, width, method, scale, bg, dil, max_views, not no_lpips,
+                                      client=client, retries=retries, on_view=progress)
+    except FanoutError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(1)
     m = res["mean"]
     lp = f", LPIPS {m['lpips']:.4f}" if "lpips" in m else ""
     console.print(f"{scene.name} on {res['views']} {split} views at {res['width']}x{res['height']}, {method}"
