@@ -173,7 +173,7 @@ def frame_strip(cmp: PathComparison, path: Path, title: str = "") -> None:
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
     with atomic_write(Path(path)) as f:
         fig.savefig(f, dpi=120, format="png")
     plt.close(fig)
