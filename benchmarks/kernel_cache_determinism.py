@@ -38,13 +38,13 @@ def child(dataset: str, out_path: str) -> None:
     kb = importlib.import_module("splatup.render.composite_backward")
     rast = importlib.import_module("splatup.render.rasterize")
     captured = {}
-    real = kb.composite_backward_derivatives
+    real = kb.composite_backward
 
-    def capture(*a):
-        real(*a)
-        captured["composite_backward_rows"] = np.array(a[-2], copy=True)
+    def capture(splats, lists, frame, up, grad_rows, variant, replay_trans=None):
+        real(splats, lists, frame, up, grad_rows, variant, replay_trans)
+        captured["composite_backward_rows"] = np.array(grad_rows, copy=True)
 
-    rast.KB.composite_backward_derivatives = capture
+    rast.KB.composite_backward = capture
     cfg = TrainConfig(iterations=10, sh_degree=1)
     s = TrainSettings(dataset=dataset, out_dir="unused", upscale=2.0, width=32, white_background=True, init="random",
                       random_points=500, seed=1, max_views=4, config=cfg)
