@@ -147,8 +147,9 @@ def test_angle_of_view_by_hand(tmp_path, mic_c2w):
     assert cam.fx == pytest.approx(4 / math.tan(0.25), rel=1e-15) and cam.fy == pytest.approx(3 / math.tan(0.2))
     assert (cam.cx, cam.cy) == (4.0, 3.0)
     # an angle so small that the focal length leaves float32 is named too
-    _raises(lambda: read_nerf_synthetic(_nerf(tmp_path, mic_c2w, camera_angle_x=1e-300)),
-            "'focal length from camera_angle_x'")
+    for tiny in (1e-300, 5e-324):  # 5e-324 / 2 is 0: tan(angle / 2) = 0 (found by tools/fuzz_readers.py)
+        _raises(lambda a=tiny: read_nerf_synthetic(_nerf(tmp_path, mic_c2w, camera_angle_x=a)),
+                "'focal length from camera_angle_x'")
 
 
 @pytest.mark.parametrize(("top", "field", "what"), [
@@ -268,17 +269,24 @@ def test_item5_png_header_claiming_20000x20000_without_w_h(tmp_path, mic_c2w):
         _raises(call, str(root / "a.png"), "20000 x 20000")
 
 
-def test_images_between_our_limit_and_pillows_are_ours_to_refuse(tmp_path):
-    # 12000 x 12000 = 144 M pixels: above MAX_IMAGE_PIXELS (2^27), where Pillow only warns
-    png_header_only(tmp_path / "big.png", 12000, 12000)
+@pytest.mark.parametrize("side", [9000, 12000])
+def test_images_below_pillows_limit_are_ours_to_refuse(tmp_path, side):
+    # 9000^2 = 81 M pixels: above MAX_IMAGE_PIXELS (2^26), below Pillow's warning (89 M);
+    # 12000^2 = 144 M: where Pillow only warns (its error starts at 179 M)
+    png_header_only(tmp_path / "big.png", side, side)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no DecompressionBombWarning either
-        _raises(lambda: image_size(tmp_path / "big.png"), str(tmp_path / "big.png"), "12000 x 12000")
-        # exactly at the limit the header is accepted (and the missing pixel data is an error when decoded)
-        png_header_only(tmp_path / "limit.png", 16384, 8192)
-        assert 16384 * 8192 == MAX_IMAGE_PIXELS
-        assert image_size(tmp_path / "limit.png") == (16384, 8192)
-        _raises(lambda: read_image(tmp_path / "limit.png"), str(tmp_path / "limit.png"), "cannot decode")
+        _raises(lambda: image_size(tmp_path / "big.png"), str(tmp_path / "big.png"), f"{side} x {side}")
+
+
+def test_image_exactly_at_the_limit_is_accepted(tmp_path):
+    png_header_only(tmp_path / "limit.png", 8192, 8192)
+    assert 8192 * 8192 == MAX_IMAGE_PIXELS
+    assert image_size(tmp_path / "limit.png") == (8192, 8192)
+    png_header_only(tmp_path / "over.png", 8192, 8193)
+    _raises(lambda: image_size(tmp_path / "over.png"), "8192 x 8193")
+    # the header is fine, the missing pixel data is an error when decoded
+    _raises(lambda: read_image(tmp_path / "limit.png"), str(tmp_path / "limit.png"), "cannot decode")
 
 
 def test_jpeg_header_claiming_65535x65535(tmp_path):
@@ -299,6 +307,19 @@ def test_truncated_or_corrupt_images(tmp_path, damage):
            "garbage": rng.integers(0, 256, 500, dtype=np.uint8).tobytes(), "empty": b""}[damage]
     (tmp_path / "a.png").write_bytes(bad)
     _raises(lambda: read_image(tmp_path / "a.png"), str(tmp_path / "a.png"), "cannot")
+
+
+def test_float_and_wide_integer_greyscale_images(tmp_path):
+    grey = np.array([[0.25, -3.0, 7.0], [1.0, 0.0, 0.5]], dtype=np.float32)
+    Image.fromarray(grey).save(tmp_path / "f.tiff")
+    expected = np.repeat(np.clip(grey, 0, 1)[..., None], 3, axis=2)
+    np.testing.assert_array_equal(read_image(tmp_path / "f.tiff").numpy(), expected)
+    grey[1, 2] = np.nan
+    Image.fromarray(grey).save(tmp_path / "nan.tiff")
+    _raises(lambda: read_image(tmp_path / "nan.tiff"), str(tmp_path / "nan.tiff"), "NaN or Inf")
+    wide = np.array([[0, 65535, 131070, -5]], dtype=np.int32)  # 32-bit integer greyscale ("I")
+    Image.fromarray(wide).save(tmp_path / "i.tiff")
+    np.testing.assert_array_equal(read_image(tmp_path / "i.tiff").numpy()[0, :, 0], [0.0, 1.0, 1.0, 0.0])
 
 
 # ============================================================================ item 6: names over the OS limit

@@ -7,7 +7,8 @@ Each check takes ``where`` (the file, and the record in it) and a field name, an
 - :data:`MAX_JSON_DEPTH`: Python's JSON parser recurses once per nesting level; bounding the depth before
   parsing turns a deeply nested file into an error instead of a ``RecursionError``.
 - :data:`MAX_IMAGE_PIXELS`: the largest image (and dataset camera) size read, checked on the header before
-  any pixel is decoded. Decoded to float32 RGB, an image at the limit takes 1.5 GiB.
+  any pixel is decoded: 2^26 pixels (8192 x 8192; a 64-megapixel photograph fits). It bounds what one bad
+  header can make the decoder allocate; docs/reliability.md gives the measured peak memory at the limit.
 - :data:`FLOAT32_MAX`: splatup renders and trains in float32, so camera positions, focal lengths and points
   beyond the float32 range are refused rather than turned into Inf later.
 """
@@ -25,7 +26,7 @@ import numpy as np
 from ..errors import SceneFormatError, SplatupInputError
 
 MAX_JSON_DEPTH = 64
-MAX_IMAGE_PIXELS = 1 << 27  # 134,217,728 pixels: 16384 x 8192, or a 100-megapixel (11648 x 8736) photograph
+MAX_IMAGE_PIXELS = 1 << 26  # 67,108,864 pixels: 8192 x 8192
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 RIGID_TOLERANCE = 1e-4  # max |R R^T - I| of a rotation read from a file (the same bound Camera checks)
 _BRIEF = 80

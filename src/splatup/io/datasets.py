@@ -129,8 +129,8 @@ def _frame_image(base: Path, file_path: object, where: str) -> Path:
 
 def _focal_from_angle(size: int, angle: object, field: str, where: str) -> float:
     """Focal length in pixels of an image ``size`` pixels across with the angle of view ``angle`` (radians)."""
-    a = check.field_of_view(angle, field, where)
-    return check.positive(0.5 * size / math.tan(0.5 * a), f"focal length from {field}", where)
+    half = math.tan(0.5 * check.field_of_view(angle, field, where))  # 0.0 for an angle of 5e-324
+    return check.positive(0.5 * size / half if half > 0 else math.inf, f"focal length from {field}", where)
 
 
 def _frame_camera(meta: dict, frame: dict, image: Path, where: str) -> Camera:
