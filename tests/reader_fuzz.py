@@ -390,16 +390,16 @@ def apply_json_ops(meta: dict, ops: list[tuple]) -> bytes:
             for k in path[:-1]:
                 parent = parent[k]
             if op[0] == "set":
-                parent[path[-1]] = op[2]
+                parent[path[-1]] = copy.deepcopy(op[2])  # a copy: a shared value could end up inside itself
             else:
                 del parent[path[-1]]
         elif op[0] == "add":
             frames = obj.get("frames") if isinstance(obj, dict) else None
             frame = frames[op[2] % len(frames)] if isinstance(frames, list) and frames else None
             if op[1] == "frame" and isinstance(frame, dict):
-                frame[op[3]] = op[4]
+                frame[op[3]] = copy.deepcopy(op[4])
             elif isinstance(obj, dict):
-                obj[op[3]] = op[4]
+                obj[op[3]] = copy.deepcopy(op[4])
     raws: list[str] = []
 
     def encode(o):

@@ -32,7 +32,7 @@ from dataset_files import (
 from splatup.camera import opengl_c2w_to_w2c
 from splatup.errors import SceneFormatError, SplatupInputError
 from splatup.io import image_size, load_dataset, read_colmap, read_image, read_nerf_synthetic
-from splatup.io._validate import MAX_IMAGE_PIXELS, json_depth, read_json
+from splatup.io._validate import MAX_IMAGE_PIXELS, check_image_pixels, json_depth, read_json
 
 MIC = "nerf_synthetic_mic"
 
@@ -277,6 +277,13 @@ def test_images_below_pillows_limit_are_ours_to_refuse(tmp_path, side):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no DecompressionBombWarning either
         _raises(lambda: image_size(tmp_path / "big.png"), str(tmp_path / "big.png"), f"{side} x {side}")
+
+
+def test_image_header_claiming_no_pixels(tmp_path, mic_c2w):
+    root = _nerf(tmp_path, mic_c2w, image=None)
+    png_header_only(root / "a.png", 0, 6)  # Pillow refuses this PNG itself; the shared check backs up other formats
+    _raises(lambda: load_dataset(root), str(root / "a.png"), "cannot read image")
+    _raises(lambda: check_image_pixels(0, 6, "x.tga: image header"), "x.tga: image header", "claims 0 x 6 pixels")
 
 
 def test_image_exactly_at_the_limit_is_accepted(tmp_path):

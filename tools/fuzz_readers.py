@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -94,6 +95,8 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown readers {unknown}; choose from {sorted(TARGETS)}")
     signal.signal(signal.SIGALRM, _alarm)
+    warnings.filterwarnings("ignore", category=UserWarning, module="PIL")  # Pillow on corrupt metadata: expected
+    warnings.filterwarnings("ignore", message=".*zero quaternion", category=UserWarning)  # documented in splat.py
 
     with tempfile.TemporaryDirectory(prefix="splatup_fuzz_") as tmp:
         seeds = build_seeds(args.shared_data, Path(tmp) / "seeds")

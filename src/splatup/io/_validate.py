@@ -161,7 +161,9 @@ def image_dims(
 
 
 def check_image_pixels(width: int, height: int, where: str) -> None:
-    """Refuse an image (or camera) of more than :data:`MAX_IMAGE_PIXELS` pixels before anything is decoded."""
+    """Refuse an image (or camera) of no pixels or of more than :data:`MAX_IMAGE_PIXELS` before anything is decoded."""
+    if width < 1 or height < 1:
+        raise SceneFormatError(f"{where}: claims {width} x {height} pixels; an image has at least 1 x 1")
     if width * height > MAX_IMAGE_PIXELS:
         raise SceneFormatError(
             f"{where}: claims {width} x {height} = {width * height:,} pixels; splatup reads images of at most "
