@@ -29,16 +29,13 @@ MAX_JSON_DEPTH = 64
 MAX_IMAGE_PIXELS = 1 << 26  # 67,108,864 pixels: 8192 x 8192
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 RIGID_TOLERANCE = 1e-4  # max |R R^T - I| of a rotation read from a file (the same bound Camera checks)
-_BRIEF = 80
-
-
-def brief(value: object) -> str:
-    """repr of ``value`` cut to 80 characters, for error messages about values of any size."""
+def brief(value: object, limit: int = 80) -> str:
+    """repr of ``value`` cut to ``limit`` characters, for error messages about values of any size."""
     try:
         text = repr(value)
     except RecursionError:  # pragma: no cover - depth is bounded before values reach here
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= _BRIEF else text[: _BRIEF - 15] + f"... ({len(text)} chars)"
+    return text if len(text) <= limit else text[: limit - 15] + f"... ({len(text)} chars)"
 
 
 # ---------------------------------------------------------------------------------------------------- JSON
@@ -226,24 +223,6 @@ def check_translation(t: np.ndarray, field: str, where: str) -> None:
         )
 
 
-def quaternion_rotations(q: np.ndarray) -> np.ndarray:
-    """[N, 4] (w, x, y, z) quaternions, finite and non-zero, -> [N, 3, 3] rotation matrices.
-
-    Scaled by the largest component before normalising, so 1e200 or 1e-320 entries neither overflow nor vanish.
-    """
-    q = q / np.abs(q).max(axis=1, keepdims=True)
-    q = q / np.linalg.norm(q, axis=1, keepdims=True)
-    w, x, y, z = q.T
-    return np.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        axis=1,
-    ).reshape(-1, 3, 3)
-
-
 def finite_points(xyz: np.ndarray, what: str) -> np.ndarray:
     """[P, 3] positions as float32; NaN, Inf and values beyond float32 are refused, naming the first point."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -260,6 +239,7 @@ def finite_points(xyz: np.ndarray, what: str) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------------- paths
 
+_PATH_BRIEF = 300  # paths are shown longer than other values: the user needs to recognise them
 _DRIVE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
@@ -278,29 +258,30 @@ def path_inside(base: Path, name: object, field: str, where: str) -> Path:
     file system's NAME_MAX (255 bytes on most) or a whole path over PATH_MAX. Symlinks inside ``base`` are
     followed as the file system does; only the names are checked.
     """
+    shown = brief(name, _PATH_BRIEF)
     if not isinstance(name, str) or not name.strip():
-        raise SceneFormatError(f"{where}: '{field}' must be a non-empty relative file path, got {brief(name)}")
+        raise SceneFormatError(f"{where}: '{field}' must be a non-empty relative file path, got {shown}")
     try:
         encoded = os.fsencode(name)
     except UnicodeEncodeError as e:
-        raise SceneFormatError(f"{where}: '{field}' is not a valid file name: {brief(name)}") from e
+        raise SceneFormatError(f"{where}: '{field}' is not a valid file name: {shown}") from e
     if b"\x00" in encoded:
-        raise SceneFormatError(f"{where}: '{field}' contains a NUL character: {brief(name)}")
+        raise SceneFormatError(f"{where}: '{field}' contains a NUL character: {shown}")
     if os.path.isabs(name) or _DRIVE.match(name):
         raise SceneFormatError(
-            f"{where}: '{field}' is an absolute path ({brief(name)}); dataset paths must be relative to {base}"
+            f"{where}: '{field}' is an absolute path ({shown}); dataset paths must be relative to {base}"
         )
     norm = os.path.normpath(name)
     if norm == ".":
-        raise SceneFormatError(f"{where}: '{field}' names the dataset folder itself, not a file: {brief(name)}")
+        raise SceneFormatError(f"{where}: '{field}' names the dataset folder itself, not a file: {shown}")
     if norm == ".." or norm.startswith(".." + os.sep):
-        raise SceneFormatError(f"{where}: '{field}' leaves the dataset folder {base}: {brief(name)}")
+        raise SceneFormatError(f"{where}: '{field}' leaves the dataset folder {base}: {shown}")
     name_max = _limit(base, "PC_NAME_MAX", 255)
     for part in Path(norm).parts:
         if len(os.fsencode(part)) > name_max:
             raise SceneFormatError(
-                f"{where}: '{field}' has a path component of {len(os.fsencode(part))} bytes ({brief(part)}); "
-                f"the file system allows {name_max}"
+                f"{where}: '{field}' has a path component of {len(os.fsencode(part))} bytes "
+                f"({brief(part, _PATH_BRIEF)}); the file system allows {name_max}"
             )
     full = base / norm
     path_max = _limit(base, "PC_PATH_MAX", 4096)

@@ -525,6 +525,24 @@ def find_colmap_model(root: Path) -> tuple[Path, str] | None:
     return None
 
 
+def _qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
+    """[N, 4] (w, x, y, z) quaternions, finite and non-zero, -> [N, 3, 3] rotation matrices.
+
+    Scaled by the largest component before normalising, so 1e200 or 1e-300 entries neither overflow nor vanish.
+    """
+    q = q / np.abs(q).max(axis=1, keepdims=True)
+    q = q / np.linalg.norm(q, axis=1, keepdims=True)
+    w, x, y, z = q.T
+    return np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        axis=1,
+    ).reshape(-1, 3, 3)
+
+
 def _check_pose(im: _ColmapImage, where: str) -> None:
     """A finite, non-zero quaternion (any scale: it is normalised) and a translation within float32 range."""
     q = [check.finite(v, f"q{c}", where, limit=math.inf) for v, c in zip(im.qvec, "wxyz", strict=True)]
@@ -587,7 +605,7 @@ def read_colmap(
         _check_pose(im, where)
     q = np.array([im.qvec for im in order], dtype=np.float64)
     t = np.array([im.tvec for im in order], dtype=np.float64)
-    R = check.quaternion_rotations(q)
+    R = _qvec_to_rotmat(q)
     views = []
     for k, im in enumerate(order):
         if im.camera_id not in cams:
