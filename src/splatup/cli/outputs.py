@@ -77,14 +77,14 @@ def check_output_file(path: str | os.PathLike, option: str, suffixes: tuple[str,
         raise SplatupInputError(f"{option}: expected a file name, got {str(path)!r}")
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise SplatupInputError(f"{option} {path}: expected a file name ending in {', '.join(suffixes)}")
-    if path.is_dir():
-        raise SplatupInputError(f"{option} {path}: is a folder; expected a file name")
-    if os.path.lexists(path) and not path.is_file():
-        raise SplatupInputError(f"{option} {path}: exists and is not a regular file")
     limit = _name_max(_nearest_existing(path.parent)[0])
     if len(os.fsencode(path.name)) > limit - TEMP_NAME_EXTRA:
         raise SplatupInputError(f"{option} {path}: the file name is too long for the file system (at most "
                                 f"{limit - TEMP_NAME_EXTRA} bytes here)")
+    if path.is_dir():
+        raise SplatupInputError(f"{option} {path}: is a folder; expected a file name")
+    if os.path.lexists(path) and not path.is_file():
+        raise SplatupInputError(f"{option} {path}: exists and is not a regular file")
     _check_folder(path.parent, option, path)
     return path
 
