@@ -115,8 +115,8 @@ def rasterize_bytes(n_gaussians: int, width: int, height: int, derivatives: bool
     n, px = int(n_gaussians), int(width) * int(height)
     tiles = -(-int(width) // TILE_SIZE) * -(-int(height) // TILE_SIZE)
     threads = threads or _threads()
-    if n_pairs is None:
-        n_pairs = math.ceil(PAIRS_PER_PIXEL_ALLOWANCE * px + PAIRS_PER_GAUSSIAN_ALLOWANCE * n)
+    if n_pairs is None:  # the allowance, but never more than every Gaussian in every tile
+        n_pairs = min(n * tiles, math.ceil(PAIRS_PER_PIXEL_ALLOWANCE * px + PAIRS_PER_GAUSSIAN_ALLOWANCE * n))
     if longest_list is None:
         longest_list = min(n, max(1024, math.ceil(LONGEST_LIST_FRACTION * n)))
     per_gaussian = (PROJECTED_PER_GAUSSIAN + BINNING_PER_GAUSSIAN + PACKED_PER_GAUSSIAN) * n

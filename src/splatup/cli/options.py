@@ -164,12 +164,19 @@ def check_render_memory(n_gaussians: int, width: int, height: int, scale: float,
     """Refuse (:class:`splatup.memory.InsufficientMemoryError`) a render whose estimate
     (:func:`splatup.memory.estimate_render_bytes`, times ``copies`` renders at once, plus ``extra`` bytes) exceeds
     the memory the process may still take, saying what to change."""
-    from ..memory import check_memory, estimate_render_bytes
+    from ..memory import available_bytes, check_memory, estimate_render_bytes
 
-    need = copies * estimate_render_bytes(n_gaussians, width, height, scale, method, derivatives) + extra
+    def need(s: float, m: str) -> int:
+        return copies * estimate_render_bytes(n_gaussians, width, height, s, m, derivatives) + extra
+
+    budget = available_bytes()
+    advice = "render a smaller image (-W/-H)"
+    larger = max(2.0, 2 * scale)  # name a larger factor only where it helps: the raster, not the full-size image
+    if need(larger, "hermite") <= budget.bytes:
+        advice += f", or at a larger factor (--scale {larger:g} --method hermite)"
     label = "native" if method == "native" else f"{method} x{scale:g}"
-    check_memory(need, what or f"rendering {width}x{height} ({label}) of {n_gaussians:,} Gaussians",
-                 "render a smaller image (-W/-H) or at a larger --scale with an upscaling --method")
+    check_memory(need(scale, method), what or f"rendering {width}x{height} ({label}) of {n_gaussians:,} Gaussians",
+                 advice, budget)
 
 
 # ------------------------------------------------------------------------------------------------ datasets
