@@ -197,13 +197,6 @@ def resolve_split(dataset: Path | None, split: str | None, default: str = "test"
     return named.group(1)
 
 
-def split_option(default: str = "test", help_text: str = "Dataset split"):
-    """``--split`` with a default resolved by :func:`resolve_split` (None until then)."""
-    return click.option("--split", default=None,
-                        help=f"{help_text} [default: {default}, or the split of a transforms_<split>.json given as "
-                             "the dataset].")
-
-
 # ------------------------------------------------------------------------------------------------ LPIPS
 def lpips_unavailable_reason() -> str | None:
     """None if the LPIPS (AlexNet) weights load; else why not, with the install command."""
