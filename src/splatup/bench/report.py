@@ -35,17 +35,47 @@ def write_text(path: Path, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def write_json(path: Path, obj: object) -> None:
-    def clean(o):
-        if isinstance(o, float) and not math.isfinite(o):
-            return None if math.isnan(o) else ("inf" if o > 0 else "-inf")
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return o
+#: keys whose null means +inf: a PSNR of identical images (as lists too: per frame, per pair of frames)
+INFINITE_KEYS = frozenset({"psnr", "tpsnr", "tpsnr_per_pair", "psnr_per_frame"})
+#: keys whose null means NaN: a metric that was not computed (LPIPS without its weights)
+NAN_KEYS = frozenset({"lpips", "ssim", "relative"})
 
-    write_text(path, json.dumps(clean(obj), indent=1))
+
+def json_ready(obj: object) -> object:
+    """``obj`` with every non-finite float replaced by None, so that it is strict JSON (RFC 8259 has no NaN or
+    Infinity; a string "inf" would not be a number). What a null means is fixed by its key: +inf under
+    :data:`INFINITE_KEYS` (a PSNR of identical images), NaN under :data:`NAN_KEYS` (not computed);
+    :func:`read_json` restores both. -inf has no such meaning and is refused."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        if obj == -math.inf:
+            raise ValueError("json_ready: -inf is no value of any metric written here")
+        return None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def _restore(obj: object, key: str | None = None) -> object:
+    if obj is None:
+        return math.inf if key in INFINITE_KEYS else (math.nan if key in NAN_KEYS else None)
+    if isinstance(obj, dict):
+        return {k: _restore(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_restore(v, key) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write ``obj`` as strict JSON (atomically): non-finite numbers as null, see :func:`json_ready`."""
+    write_text(path, json.dumps(json_ready(obj), indent=1, allow_nan=False))
+
+
+def read_json(path: Path) -> object:
+    """Read a JSON file written by :func:`write_json` with the metrics' nulls turned back into numbers: +inf under
+    :data:`INFINITE_KEYS`, NaN under :data:`NAN_KEYS`; any other null stays None."""
+    return _restore(json.loads(Path(path).read_text()))
 
 
 def write_compare_report(out_dir: Path, scene_name: str, views: Sequence, repeats: int, scene: str | None = None,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ..errors import SplatupInputError
+from .options import resolve_split
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..camera import Camera
@@ -28,10 +29,32 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..viewpoints import UpEstimate
 
 
+#: largest |coordinate| and orbit distance accepted (scene units): squares of larger values overflow the float64
+#: norms that place the camera (1e154), and no scene is seen from that far
+MAX_COORDINATE = 1e100
+#: closest approach of the orbit elevation to +-90 degrees: nearer, the view direction is parallel to the up axis
+#: within the precision Camera.look_at can tell apart
+POLE_MARGIN_DEG = 1e-4
+#: smallest --distance relative to the size of the orbit centre's coordinates (float64 keeps eye and centre apart)
+MIN_RELATIVE_DISTANCE = 1e-9
+#: narrowest --fov (degrees): narrower, the framing distance and the focal length leave the float64 range
+MIN_FOV_DEG = 1e-6
+
+
 def _finite(value: float, option: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise SplatupInputError(f"{option}: expected a finite number, got {value!r}")
     return float(value)
+
+
+def _unit(v: tuple[float, float, float], text: str) -> tuple[float, float, float]:
+    """``v`` scaled to length 1 (without overflow or underflow of its squares); a zero vector is refused."""
+    m = max(abs(c) for c in v)
+    if m == 0:
+        raise SplatupInputError(f"--up: the up vector must be non-zero, got {text!r}")
+    s = tuple(c / m for c in v)
+    n = math.hypot(*s)
+    return tuple(c / n for c in s)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -80,20 +103,31 @@ class CameraSpec:
         _finite(self.azimuth, "--azimuth")
         if not -90.0 < _finite(self.elevation, "--elevation") < 90.0:
             raise SplatupInputError(f"--elevation: must be strictly between -90 and 90 degrees, got {self.elevation}")
-        if self.distance is not None and not _finite(self.distance, "--distance") > 0:
-            raise SplatupInputError(f"--distance: must be > 0 (scene units), got {self.distance}")
+        if abs(self.elevation) > 90.0 - POLE_MARGIN_DEG:
+            raise SplatupInputError(f"--elevation: {self.elevation} is within {POLE_MARGIN_DEG:g} degrees of the pole: "
+                                    "the view direction would be parallel to --up; keep it within "
+                                    f"+-{90 - POLE_MARGIN_DEG:g}")
+        if self.distance is not None and not 0 < _finite(self.distance, "--distance") <= MAX_COORDINATE:
+            raise SplatupInputError(f"--distance: must be > 0 and at most {MAX_COORDINATE:g} (scene units), "
+                                    f"got {self.distance}")
         if not 0.0 < _finite(self.fov, "--fov") < 180.0:
             raise SplatupInputError(f"--fov: must be strictly between 0 and 180 degrees, got {self.fov}")
+        if self.fov < MIN_FOV_DEG:
+            raise SplatupInputError(f"--fov: {self.fov:g} degrees is too narrow to frame anything; give at least "
+                                    f"{MIN_FOV_DEG:g}")
         if not isinstance(self.up, str):
             raise SplatupInputError(f"--up: expected 'auto', an axis like '-y' or 'x,y,z', got {self.up!r}")
-        up = None if self.up.strip().lower() == "auto" else parse_vector(self.up, "--up")
-        if up is not None and not any(up):
-            raise SplatupInputError(f"--up: the up vector must be non-zero, got {self.up!r}")
+        up = None if self.up.strip().lower() == "auto" else _unit(parse_vector(self.up, "--up"), self.up)
         object.__setattr__(self, "up_vector", up)
         object.__setattr__(self, "_estimates", {})
-        object.__setattr__(self, "target_vector", parse_vector(self.target, "--target") if self.target else None)
+        target = parse_vector(self.target, "--target") if self.target else None
+        if target is not None and max(abs(c) for c in target) > MAX_COORDINATE:
+            raise SplatupInputError(f"--target: coordinates must be at most {MAX_COORDINATE:g} in size, "
+                                    f"got {self.target!r}")
+        object.__setattr__(self, "target_vector", target)
         if self.dataset is not None:
             object.__setattr__(self, "dataset", Path(self.dataset))
+            resolve_split(self.dataset, self.split)  # a transforms_<split>.json holds that split only
         object.__setattr__(self, "view", str(self.view))
 
     # ------------------------------------------------------------------ cameras
@@ -125,10 +159,26 @@ class CameraSpec:
         """(width, height) of an orbit camera."""
         return (self.width or self.default_size[0], self.height or self.default_size[1])
 
+    def _check_distance(self, scene: Gaussians) -> None:
+        """--distance must move the camera off the orbit centre in float64: at least 1e-9 of the centre's size."""
+        if self.distance is None:
+            return
+        if self.target_vector is not None:
+            size = max(abs(c) for c in self.target_vector)
+        else:
+            from ..viewpoints import scene_frame
+
+            size = float(scene_frame(scene)[0].abs().max())
+        if self.distance < MIN_RELATIVE_DISTANCE * max(1.0, size):
+            raise SplatupInputError(f"--distance: {self.distance:g} is too small to place the camera apart from the "
+                                    f"orbit centre (at {size:.3g} from the origin); give at least "
+                                    f"{MIN_RELATIVE_DISTANCE * max(1.0, size):.3g}")
+
     def orbit(self, scene: Gaussians, azimuth_offset: float = 0.0) -> Camera:
         """The orbit camera of this spec, turned by ``azimuth_offset`` degrees."""
         from ..viewpoints import orbit_camera
 
+        self._check_distance(scene)
         w, h = self.orbit_size()
         return orbit_camera(scene, w, h, self.azimuth + azimuth_offset, self.elevation, self.distance, self.fov,
                             self.up_for(scene), self.target_vector)
@@ -163,6 +213,7 @@ class CameraSpec:
         if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
             raise SplatupInputError(f"--frames: expected a positive number of frames, got {frames!r}")
         if kind == "orbit":
+            self._check_distance(scene)
             w, h = self.orbit_size()
             return orbit_path(scene, frames or 120, w, h, self.azimuth, self.elevation, self.distance, self.fov,
                               self.up_for(scene), self.target_vector)
@@ -231,7 +282,9 @@ def camera_options(default_size: tuple[int, int] = (800, 600), size: bool = True
                          help="Take the camera from a dataset (transforms_*.json, its folder, or a COLMAP folder)."),
             click.option("--view", "cam_view", default="0", show_default=True,
                          help="Dataset view: index or image name."),
-            click.option("--split", "cam_split", default="test", show_default=True, help="Dataset split for --view."),
+            click.option("--split", "cam_split", default=None,
+                         help="Dataset split for --view [default: test, or the split of a transforms_<split>.json "
+                              "given as --dataset]."),
         ]
     names = (_SIZE_OPTIONS if size else ()) + _ORBIT_OPTIONS + (_DATASET_OPTIONS if dataset else ())
 
@@ -239,6 +292,8 @@ def camera_options(default_size: tuple[int, int] = (800, 600), size: bool = True
         @functools.wraps(f)
         def wrapper(*args, **kwargs):
             given = {n.removeprefix("cam_"): kwargs.pop(n) for n in names}
+            if dataset:
+                given["split"] = resolve_split(given["dataset"], given["split"])
             kwargs["camera"] = CameraSpec(**given, default_size=default_size)
             return f(*args, **kwargs)
 

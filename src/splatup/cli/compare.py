@@ -7,7 +7,21 @@ from pathlib import Path
 import click
 
 from .camera_spec import CameraSpec, camera_options
-from .options import parse_background, parse_methods, print_summary
+from .options import Number, check_lowres, check_lpips, parse_background, parse_methods, print_summary
+from .outputs import check_output_dir, output_folder
+
+
+def check_compare_memory(g, cams, scale: float, n_methods: int, lpips: bool, n_views: int | None = None) -> None:
+    """Refuse a comparison whose memory estimate (:func:`splatup.memory.estimate_compare_bytes`) does not fit."""
+    from ..memory import check_memory, estimate_compare_bytes
+
+    w, h = cams[0].width, cams[0].height
+    for c in cams:
+        check_lowres(c.width, c.height, scale, "hermite")
+    n = len(cams) if n_views is None else n_views
+    need = estimate_compare_bytes(len(g), w, h, scale, n_methods, n, lpips)
+    check_memory(need, f"comparing {n_methods} methods on {n} view(s) of {w}x{h} ({len(g):,} Gaussians)",
+                 "use a smaller image (-W/-H), fewer --views or --methods, or --no-lpips")
 
 
 def run_compare(scene_path: Path, out_dir: Path, scale: float, methods, n_views: int, repeats: int, lpips: bool,
@@ -22,6 +36,7 @@ def run_compare(scene_path: Path, out_dir: Path, scale: float, methods, n_views:
 
     g = load_scene(scene_path)
     cams = camera.views(g, n_views)
+    check_compare_memory(g, cams, scale, len(methods), lpips)
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task(f"comparing {len(methods)} methods at x{scale:g}", total=len(cams))
         views = compare_views(g, cams, scale, methods, background=background, repeats=repeats, use_lpips=lpips,
@@ -40,6 +55,8 @@ def run_path_compare(scene_path: Path, out_dir: Path, scale: float, methods, pat
 
     g = load_scene(scene_path)
     cams = camera.path(g, path_kind, frames if frames is not None else 24)
+    # the first 4 frames of every method are kept for the strip, and the previous frame for the flicker
+    check_compare_memory(g, cams, scale, len(methods), False, n_views=min(len(cams), 4) + 2)
     with Progress(console=console, transient=True) as prog:
         task = prog.add_task(f"{path_kind} path, {len(methods)} methods at x{scale:g}", total=len(cams))
         cmp = compare_path(g, cams, scale, methods, background=background,
@@ -59,7 +76,7 @@ def run_path_compare(scene_path: Path, out_dir: Path, scale: float, methods, pat
 
 @click.command()
 @click.argument("scene", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--scale", "-s", type=click.FloatRange(min=1.0), default=2.0, show_default=True,
+@click.option("--scale", "-s", type=Number(lo=1.0), default=2.0, show_default=True,
               help="Upscaling factor (fractional allowed).")
 @click.option("--methods", default="all", show_default=True, help="Comma-separated methods, or 'all'.")
 @click.option("--views", "n_views", type=click.IntRange(min=1), default=2, show_default=True)
@@ -68,11 +85,12 @@ def run_path_compare(scene_path: Path, out_dir: Path, scale: float, methods, pat
                    "per-frame quality; writes report.md, temporal.json and frame_strip.png.")
 @click.option("--frames", type=click.IntRange(min=2), default=None, help="Frames of the path [default: 24].")
 @camera_options(default_size=(640, 480))
-@click.option("--background", "-b", default="black", show_default=True)
+@click.option("--background", "-b", default="black", show_default=True,
+              help="'black', 'white' or 'r,g,b' with each value in [0, 1].")
 @click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True, help="Timing repeats.")
 @click.option("--no-lpips", is_flag=True, help="Skip LPIPS (faster).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("splatup-out/compare"),
-              show_default=True)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("splatup-out/compare"),
+              show_default=True, help="Report folder (created if missing).")
 def compare(scene: Path, scale: float, methods: str, n_views: int, path_kind: str | None, frames: int | None,
             camera: CameraSpec, background: str, repeats: int, no_lpips: bool, out_dir: Path) -> None:
     """Render views natively and at 1/SCALE with every method: side-by-side grids, metrics table, timings.
@@ -80,13 +98,17 @@ def compare(scene: Path, scale: float, methods: str, n_views: int, path_kind: st
     from rich.console import Console
 
     console = Console()
-    if path_kind is not None:
-        run_path_compare(scene, out_dir, scale, parse_methods(methods), path_kind, frames,
-                         parse_background(background), camera, console)
-        return
-    if frames is not None:
+    bg = parse_background(background)
+    ms = parse_methods(methods)
+    if frames is not None and path_kind is None:
         raise click.UsageError("--frames applies to a camera path (--path)")
-    summary = run_compare(scene, out_dir, scale, parse_methods(methods), n_views, repeats, not no_lpips,
-                          parse_background(background), camera, console)
+    check_output_dir(out_dir, "--out")
+    if path_kind is not None:
+        with output_folder(out_dir, "--out"):
+            run_path_compare(scene, out_dir, scale, ms, path_kind, frames, bg, camera, console)
+        return
+    use_lpips = check_lpips(not no_lpips, can_go_on=True, console=console)
+    with output_folder(out_dir, "--out"):
+        summary = run_compare(scene, out_dir, scale, ms, n_views, repeats, use_lpips, bg, camera, console)
     print_summary(console, summary, f"{scene.name} at x{scale:g} vs native")
     console.print(f"report: {out_dir / 'report.md'}")

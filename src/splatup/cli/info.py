@@ -19,15 +19,20 @@ def _fmt(v: object) -> str:
 @click.argument("scene", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--dataset", type=click.Path(exists=True, path_type=Path), default=None,
               help="Also estimate the up axis from this dataset's cameras (transforms_*.json, its folder, COLMAP).")
-@click.option("--split", default="train", show_default=True, help="Dataset split whose cameras are used.")
-def info(scene: Path, dataset: Path | None, split: str) -> None:
+@click.option("--split", default=None,
+              help="Dataset split whose cameras are used [default: train, or the split of a transforms_<split>.json "
+                   "given as --dataset].")
+def info(scene: Path, dataset: Path | None, split: str | None) -> None:
     """Print what a scene file (.ply or .splat) holds and the up axis that `--up auto` takes."""
     from rich.console import Console
     from rich.table import Table
 
     from ..io import load_scene
     from ..viewpoints import estimate_up
+    from .options import resolve_split
 
+    if dataset is not None:
+        split = resolve_split(dataset, split, default="train")
     g = load_scene(scene)
     table = Table(title=str(scene), show_header=False)
     table.add_row("file size", f"{scene.stat().st_size:,} bytes")

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from .camera_spec import CameraSpec, camera_options
-from .options import check_method, fanout_options, parse_background
+from .options import Number, check_lowres, check_method, check_render_memory, fanout_options, parse_background
+from .outputs import check_output_dir, check_output_file, output_folder
 
 
 def resolve_method(method: str | None, scale: float | None) -> tuple[str, float]:
@@ -26,7 +27,7 @@ def resolve_method(method: str | None, scale: float | None) -> tuple[str, float]
 @click.option("--output", "-o", type=click.Path(path_type=Path), required=True,
               help="Output image (.png, .jpg); with --path a video (.mp4, .mkv, .mov) or a folder for PNG frames.")
 @camera_options(default_size=(800, 600))
-@click.option("--scale", "-s", type=click.FloatRange(min=1.0), default=None,
+@click.option("--scale", "-s", type=Number(lo=1.0), default=None,
               help="Render at 1/S and upscale to the full size (fractional allowed) [default: 2 with an upscaling "
                    "--method].")
 @click.option("--method", "-m", default=None,
@@ -36,10 +37,11 @@ def resolve_method(method: str | None, scale: float | None) -> tuple[str, float]
               help="Render a camera path: one full orbit (from --azimuth), or the views of --dataset (from --view).")
 @click.option("--frames", type=click.IntRange(min=1), default=None,
               help="Frames of the path [default: 120 for an orbit, the rest of the split for a dataset].")
-@click.option("--fps", type=click.FloatRange(min=0.0, min_open=True), default=30.0, show_default=True,
+@click.option("--fps", type=Number(lo=0.0, lo_open=True), default=30.0, show_default=True,
               help="Frame rate of a video.")
 @fanout_options
-@click.option("--background", "-b", default="black", show_default=True, help="'black', 'white' or 'r,g,b'.")
+@click.option("--background", "-b", default="black", show_default=True,
+              help="'black', 'white' or 'r,g,b' with each value in [0, 1].")
 @click.option("--mode", type=click.Choice(["classic", "antialiased"]), default="classic", show_default=True)
 @click.option("--save-derivatives", is_flag=True,
               help="Also write dC/dx, dC/dy, d2C/dxdy visualisations next to the output (_dx, _dy, _dxy); native "
@@ -49,12 +51,16 @@ def render(scene: Path, output: Path, camera: CameraSpec, scale: float | None, m
            retries: int, background: str, mode: str, save_derivatives: bool) -> None:
     """Render SCENE (.ply or .splat) to an image, or a camera path (--path) to a video or PNG frames.
 
+    A missing output folder is created. The memory the render needs is estimated first; a render that would not
+    fit is refused with the estimate and the limit.
+
     With --path, the time of every frame (render + upscale) goes to a JSON beside the output (<name>.frames.json,
     or frames.json in a frame folder), and --workers N / --scheduler ADDRESS spread the frames over processes or
     machines (Dask; the frames come out in order and identical to a serial run)."""
     from rich.console import Console
 
     from ..io import load_scene
+    from ..memory import scene_bytes
 
     console = Console(stderr=True)
     bg = parse_background(background)
@@ -64,17 +70,49 @@ def render(scene: Path, output: Path, camera: CameraSpec, scale: float | None, m
             raise click.UsageError("--frames, --workers and --scheduler apply to a camera path (--path)")
         if save_derivatives and method != "native":
             raise click.UsageError("--save-derivatives: only for a native render (--method native, no --scale)")
+        check_output_file(output, "--output", suffixes=tuple(_image_suffixes()))
         with console.status(f"loading {scene}"):
             g = load_scene(scene)
-        _render_still(console, g, camera.camera(g), output, method, scale, bg, mode, save_derivatives)
+        cam = camera.camera(g)
+        check_lowres(cam.width, cam.height, scale, method)
+        check_render_memory(len(g), cam.width, cam.height, scale, method, derivatives=save_derivatives or None)
+        _render_still(console, g, cam, output, method, scale, bg, mode, save_derivatives)
         return
     if save_derivatives:
         raise click.UsageError("--save-derivatives: only for a still image (no --path)")
+    check_path_output(output)
     with console.status(f"loading {scene}"):
         g = load_scene(scene)
     cams = camera.path(g, path_kind, frames)
+    check_lowres(cams[0].width, cams[0].height, scale, method)
+    copies = workers if workers is not None and scheduler is None else 1
+    check_render_memory(len(g), cams[0].width, cams[0].height, scale, method, copies=copies,
+                        extra=(copies - 1) * scene_bytes(g),
+                        what=f"rendering {cams[0].width}x{cams[0].height} frames of {len(g):,} Gaussians"
+                             f"{f' in {copies} processes at once' if copies > 1 else ''}")
     _render_path(console, scene, g, cams, output, method, scale, bg, mode, fps, workers, scheduler, retries,
                  path_kind, camera)
+
+
+def _image_suffixes() -> list[str]:
+    from ..io.images import WRITE_FORMATS
+
+    return sorted(WRITE_FORMATS)
+
+
+def check_path_output(output: Path) -> None:
+    """The destination of a camera path: a video file (.mp4, .mkv, .mov) or a folder of PNG frames (no suffix, or
+    an existing folder); refused up front, naming --output, if it cannot be written."""
+    from ..io.video import VIDEO_SUFFIXES, is_video_path
+
+    if is_video_path(output):
+        check_output_file(output, "--output")
+    elif output.suffix and not output.is_dir():
+        raise click.BadParameter(f"{output} has the suffix {output.suffix!r}; give a video "
+                                 f"({', '.join(VIDEO_SUFFIXES)}) or a folder name without a suffix for PNG frames",
+                                 param_hint="--output")
+    else:
+        check_output_dir(output, "--output")
 
 
 def _render_still(console, g, cam, output: Path, method: str, scale: float, bg, mode: str,
@@ -93,7 +131,8 @@ def _render_still(console, g, cam, output: Path, method: str, scale: float, bg, 
             out = None
             img = render(g, cam, scale=scale, method=method, background=bg, mode=mode)
         dt = time.perf_counter() - t0
-    write_image(output, img)
+    with output_folder(output.parent, "--output"):
+        write_image(output, img)
     if out is not None:
         n_vis = int(out.visible.sum())
         console.print(f"{output}: {cam.width}x{cam.height}, {n_vis:,} of {len(g):,} Gaussians visible, "
@@ -126,14 +165,17 @@ def _render_path(console, scene_path: Path, g, cams, output: Path, method: str, 
     )
 
     from ..fanout import FanoutError, dask_client
-    from ..io.video import is_video_path, open_frame_sink
+    from ..io.video import check_video_size, is_video_path, open_frame_sink
     from ..paths import FrameSettings, frame_times_path, render_path, write_frame_times
     from ..pipeline import lowres_camera
 
     w, h = cams[0].width, cams[0].height
     if any((c.width, c.height) != (w, h) for c in cams):
         raise click.UsageError("--path dataset: the views differ in size; give -W and -H to render them all alike")
-    sink = open_frame_sink(output, (w, h), fps)
+    if is_video_path(output):
+        check_video_size(w, h, what=f"-W/-H for the video {output}")
+    with output_folder(output.parent if is_video_path(output) else output, "--output"):
+        sink = open_frame_sink(output, (w, h), fps)
     settings = FrameSettings(method, scale, bg, mode)
     label = "native" if method == "native" else f"{method} x{scale:g}"
     cols = [TextColumn("[bold]frames"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),

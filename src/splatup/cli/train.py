@@ -6,12 +6,16 @@ from pathlib import Path
 
 import click
 
+from .options import Number
+from .outputs import check_output_dir
+
 
 @click.command()
 @click.argument("dataset", type=click.Path(exists=True, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Run folder (checkpoint-*.safetensors, point_cloud.ply with point_cloud.json, train_summary.json).")
-@click.option("--upscale", type=click.FloatRange(min=1.0), default=1.0, show_default=True,
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True,
+              help="Run folder (checkpoint-*.safetensors, point_cloud.ply with point_cloud.json, train_summary.json); "
+                   "created if missing.")
+@click.option("--upscale", type=Number(lo=1.0), default=1.0, show_default=True,
               help="Render at 1/S with derivatives and Hermite-upscale to full size during training.")
 @click.option("--iterations", type=click.IntRange(min=1), default=30_000, show_default=True)
 @click.option("--width", type=click.IntRange(min=1), default=None,
@@ -47,6 +51,7 @@ def train(dataset, out_dir, upscale, iterations, width, white_background, init, 
     from ..train.trainer import TrainSettings
     from ..train.trainer import train as run_train
 
+    check_output_dir(out_dir, "--out")
     cfg = TrainConfig(iterations=iterations, densify_until_iter=densify_until, sh_degree=sh_degree)
     settings = TrainSettings(dataset=str(dataset), out_dir=str(out_dir), upscale=upscale, width=width,
                              white_background=white_background, init=init, random_points=random_points, seed=seed,
