@@ -42,17 +42,19 @@ def main() -> None:
     # warm-up at a small size: kernels compiled or loaded from the cache, PIL's PNG encoder loaded
     _render_still(console, g, orbit_camera(g, 64, 48), out, method, scale, (0.0, 0.0, 0.0), "classic", False)
     cam = orbit_camera(g, w, h)
+    gc.collect()
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
+    rss0 = _status("VmRSS")
+    _render_still(console, g, cam, out, method, scale, (0.0, 0.0, 0.0), "classic", False)
+    peak = _status("VmHWM") - rss0
+    # the list sizes of that render, measured after it (computing them first would leave their buffers in
+    # malloc's free lists, where the render would reuse them without raising the high-water mark)
     lr = cam if method == "native" else cam.scaled(1.0 / scale)
     p = project(g, lr)
     b = bin_gaussians(p.means2d.detach().numpy(), p.bin_extents.numpy(), p.depths.numpy(), p.alive.numpy(),
                       lr.width, lr.height, TILE_SIZE, p.reach.numpy(), p.tile_rects.numpy())
     pairs, longest = b.n_pairs, int((b.offsets[1:] - b.offsets[:-1]).max())
-    del p, b
-    gc.collect()
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current resident size
-    rss0 = _status("VmRSS")
-    _render_still(console, g, cam, out, method, scale, (0.0, 0.0, 0.0), "classic", False)
-    print(json.dumps({"peak": _status("VmHWM") - rss0, "n": len(g), "pairs": pairs, "longest_list": longest}))
+    print(json.dumps({"peak": peak, "n": len(g), "pairs": pairs, "longest_list": longest}))
 
 
 def _compare(g, scene_path, w, h, scale, out, console, lpips) -> None:
