@@ -373,19 +373,18 @@ def _block_members(means2d, conics, opac, colors, depths, reach, offsets, gids, 
         L.pack(G, i, splats)
     maxlen = L.max_list(offsets)
     P = np.empty((maxlen, L.NPACK), np.float32)
-    Q = np.empty((7, maxlen), np.float32)
-    mask = np.empty(maxlen, np.int64)
-    bcnt = np.empty(L.NBLK, np.int64)
-    bidx = np.empty((L.NBLK, maxlen), np.int32)
+    Q = np.empty((7, L.padded(maxlen)), np.float32)
+    words = np.empty((L.NBLK, (maxlen + 63) // 64), np.int64)
     for t in range(offsets.shape[0] - 1):
         s = offsets[t]
         e = offsets[t + 1]
         if e > s:
             L.gather_tile(P, Q, s, e, gids, G)
-            L.bucket_blocks(Q, e - s, t % tiles_x, t // tiles_x, mask, bcnt, bidx)
+            L.bucket_blocks(Q, e - s, t % tiles_x, t // tiles_x, words)
             for b in range(L.NBLK):
-                for q in range(bcnt[b]):
-                    out[s + bidx[b, q], b] = True
+                for k in range(e - s):
+                    if (words[b, k // 64] >> (k % 64)) & 1:
+                        out[s + k, b] = True
     return out
 
 

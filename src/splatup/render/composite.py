@@ -30,6 +30,7 @@ from .lanes import (
     TILE,
     block_origin,
     bucket_blocks,
+    ctz,
     done,
     entry,
     fill_tile,
@@ -38,6 +39,7 @@ from .lanes import (
     lane_centres,
     max_list,
     pack,
+    padded,
     row_pattern,
     step,
     tile_span,
@@ -92,7 +94,7 @@ def _make_forward(variant: int):
     """The forward kernel of one variant (PLAIN, FIRST or SECOND; a constant of the compiled code)."""
 
     @njit
-    def composite_tile(t, G, splats, lists, frame, images, P, Q, mask, bcnt, bidx, scratch, bg_row, zero_row):
+    def composite_tile(t, G, splats, lists, frame, images, P, Q, words, scratch, bg_row, zero_row):
         # one tile, outside the parallel loop's body: numba's parfor analysis cannot type the vector tuples
         width = frame.width
         height = frame.height
@@ -107,16 +109,24 @@ def _make_forward(variant: int):
                 fill_tile(images.dxy.reshape(images.dxy.size), 3, tx, ty, width, height, zero_row)
             return
         gather_tile(P, Q, s, e, lists.gids, G)
-        bucket_blocks(Q, e - s, tx, ty, mask, bcnt, bidx)
+        bucket_blocks(Q, e - s, tx, ty, words)
+        nw = (e - s + 63) // 64
         for blk in range(NBLK):
             x0, y0 = block_origin(blk, tx, ty)
             if x0 >= width or y0 >= height:
                 continue
             fx, fy = lane_centres(x0, y0)
             S = initial_state()
-            for q in range(bcnt[blk]):
-                S, _ = step(S, entry(P, bidx[blk, q]), fx, fy, variant)
-                if done(S):
+            finished = False
+            for w in range(nw):  # the block's entries in depth order: the set bits of its bitset
+                bits = words[blk, w]
+                while bits != 0:
+                    S, _ = step(S, entry(P, 64 * w + ctz(bits)), fx, fy, variant)
+                    bits &= bits - 1
+                    if done(S):
+                        finished = True
+                        break
+                if finished:
                     break
             write_block(S, x0, y0, frame, images, scratch, variant)
 
@@ -132,13 +142,11 @@ def _make_forward(variant: int):
         zero_row = np.zeros(TILE * 3, np.float32)
         for chunk in prange(N_CHUNKS):
             P = np.empty((maxlen, NPACK), np.float32)
-            Q = np.empty((7, maxlen), np.float32)
-            mask = np.empty(maxlen, np.int64)
-            bcnt = np.empty(NBLK, np.int64)
-            bidx = np.empty((NBLK, maxlen), np.int32)
+            Q = np.empty((7, padded(maxlen)), np.float32)
+            words = np.empty((NBLK, (maxlen + 63) // 64), np.int64)
             scratch = np.empty((N_OUT, LANES), np.float32)
             for t in range(chunk, n_tiles, N_CHUNKS):
-                composite_tile(t, G, splats, lists, frame, images, P, Q, mask, bcnt, bidx, scratch, bg_row, zero_row)
+                composite_tile(t, G, splats, lists, frame, images, P, Q, words, scratch, bg_row, zero_row)
 
     return forward
 

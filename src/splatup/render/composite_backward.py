@@ -72,6 +72,7 @@ from .lanes import (
     alpha_terms,
     block_origin,
     bucket_blocks,
+    ctz,
     derivative_weights,
     done,
     entry,
@@ -80,6 +81,7 @@ from .lanes import (
     lane_centres,
     max_list,
     pack,
+    padded,
     step,
     tile_span,
 )
@@ -157,8 +159,7 @@ def _make_backward(variant: int):
     n_rec = 2 if variant == PLAIN else 5  # recorded per visited entry: used alpha, T (, T_x, T_y, T_xy)
 
     @njit
-    def backward_tile(t, G, splats, lists, frame, up, grad_rows, replay_trans, P, Q, mask, bcnt, bidx, rec, used,
-                      scratch):
+    def backward_tile(t, G, splats, lists, frame, up, grad_rows, replay_trans, P, Q, words, rec, used, scratch):
         width = frame.width
         height = frame.height
         bg = frame.background
@@ -173,7 +174,8 @@ def _make_backward(variant: int):
                         replay_trans[py, px] = _ONE
             return
         gather_tile(P, Q, s, e, lists.gids, G)
-        bucket_blocks(Q, e - s, tx, ty, mask, bcnt, bidx)
+        bucket_blocks(Q, e - s, tx, ty, words)
+        nw = (e - s + 63) // 64
         recf = rec.reshape(rec.size)
         for blk in range(NBLK):
             x0, y0 = block_origin(blk, tx, ty)
@@ -184,19 +186,26 @@ def _make_backward(variant: int):
             # ---- replay: the forward's step, recording the used alpha and the state before each entry
             S = initial_state()
             nu = 0
-            for q in range(bcnt[blk]):
-                j = bidx[blk, q]
-                base = nu * n_rec * LANES
-                vstore(recf, base + LANES, S[T_])
-                if variant != PLAIN:
-                    vstore(recf, base + 2 * LANES, S[TX])
-                    vstore(recf, base + 3 * LANES, S[TY])
-                    vstore(recf, base + 4 * LANES, S[TXY])
-                S, al = step(S, entry(P, j), fx, fy, variant)
-                vstore(recf, base, al)
-                used[nu] = j
-                nu += 1 if mask_bits(al > _ZERO) != 0 else 0  # kept only if some lane used the entry
-                if done(S):
+            finished = False
+            for w in range(nw):  # the block's entries in depth order: the set bits of its bitset
+                bits = words[blk, w]
+                while bits != 0:
+                    j = 64 * w + ctz(bits)
+                    bits &= bits - 1
+                    base = nu * n_rec * LANES
+                    vstore(recf, base + LANES, S[T_])
+                    if variant != PLAIN:
+                        vstore(recf, base + 2 * LANES, S[TX])
+                        vstore(recf, base + 3 * LANES, S[TY])
+                        vstore(recf, base + 4 * LANES, S[TXY])
+                    S, al = step(S, entry(P, j), fx, fy, variant)
+                    vstore(recf, base, al)
+                    used[nu] = j
+                    nu += 1 if mask_bits(al > _ZERO) != 0 else 0  # kept only if some lane used the entry
+                    if done(S):
+                        finished = True
+                        break
+                if finished:
                     break
             _store_trans(replay_trans, _ONE - S[WSUM], x0, y0, width, height, full, scratch)
             if nu == 0:
@@ -311,16 +320,14 @@ def _make_backward(variant: int):
             pack(G, i, splats)
         for chunk in prange(N_CHUNKS):
             P = np.empty((maxlen, NPACK), np.float32)
-            Q = np.empty((7, maxlen), np.float32)
-            mask = np.empty(maxlen, np.int64)
-            bcnt = np.empty(NBLK, np.int64)
-            bidx = np.empty((NBLK, maxlen), np.int32)
+            Q = np.empty((7, padded(maxlen)), np.float32)
+            words = np.empty((NBLK, (maxlen + 63) // 64), np.int64)
             rec = np.empty((maxlen, n_rec, LANES), np.float32)
             used = np.empty(maxlen, np.int64)
             scratch = np.empty((N_UP, LANES), np.float32)
             for t in range(chunk, n_tiles, N_CHUNKS):
-                backward_tile(t, G, splats, lists, frame, up, grad_rows, replay_trans, P, Q, mask, bcnt, bidx,
-                              rec, used, scratch)
+                backward_tile(t, G, splats, lists, frame, up, grad_rows, replay_trans, P, Q, words, rec, used,
+                              scratch)
 
     return backward
 

@@ -37,14 +37,27 @@ from .simd import (
     LANES,
     all_zero,
     fma,
+    iand,
+    inonzero,
+    ior,
+    iselect,
+    ishl,
+    izero,
     lane_index,
+    mask_bits,
+    pow2i,
     select,
     splat,
     store_rgb_rows,
     store_rows,
+    to_int,
+    vceil,
     vexp,
     vfloor,
+    vload,
+    vmax,
     vmin,
+    vsqrt,
     vstore,
 )
 
@@ -153,8 +166,8 @@ def pack(G, i, splats):
 
 @njit(inline="always")
 def gather_tile(P, Q, s, e, gids, G):
-    """Copy a tile's entries into the first e - s rows of the [maxlen + 1, NPACK] buffer ``P``, and the fields the
-    bucketing reads (mx, my, reach, k2, 1/a, b/a, c - b^2/a) into the rows of ``Q`` [7, maxlen]. The rows of G
+    """Copy a tile's entries into the first e - s rows of the [maxlen, NPACK] buffer ``P``, and the fields the
+    bucketing reads (mx, my, reach, k2, 1/a, b/a, c - b^2/a) into the rows of ``Q`` [7, padded(maxlen)]. The rows of G
     are read in random order: prefetching them some entries ahead overlaps the cache misses."""
     n = e - s
     for k in range(min(n, PREFETCH)):
@@ -173,59 +186,69 @@ def gather_tile(P, Q, s, e, gids, G):
         Q[6, k] = G[g, 14]
 
 
-@njit(inline="always", fastmath=True)
-def block_masks(Q, n, tx, ty, mask):
-    """mask[k] = bit b set for the blocks b (b = NBX by + bx) where entry k can reach alpha >= 1/255: the tile rows
-    its vertical reach covers, then per block row an x interval holding those rows' alpha >= 1/255 chords against
-    the blocks' columns. The chord at row offset dy is centred at mx - (b / a) dy, linear in dy, with half-width
-    sqrt((k2 - dy^2 (c - b^2 / a)) / a), largest where |dy| is smallest: so [min centre - widest half-width,
-    max centre + widest half-width] holds them all. Margins far above float32 round-off: threshold 0.999 / 255,
-    half-width x 1.001 + 1e-3 px, 1e-3 px on the block edges. Branch-free, vectorised over entries."""
-    base = f32(ty * TILE) + _HALF  # centre of the tile's first pixel row
-    x0 = f32(tx * TILE) + _HALF  # centre of the tile's first pixel column
-    for k in range(n):
-        mx = Q[0, k]
-        my = Q[1, k]
-        rch = Q[2, k]
-        myt = my - base
-        r0 = np.ceil(min(max(myt - rch, _ZERO), f32(TILE)))  # first and last tile row within the reach
-        r1 = np.floor(max(min(myt + rch, f32(TILE - 1)), f32(-1.0)))
-        m = np.int64(0)
-        for by in range(NBY):
-            rlo = max(r0, f32(by * BH))
-            rhi = min(r1, f32(by * BH + BH - 1))
-            d0 = base + rlo - my  # offsets of the block row's first and last row within the reach
-            d1 = base + rhi - my
-            dm = min(max(_ZERO, d0), d1)  # the offset nearest the centre row
-            q = Q[3, k] - dm * dm * Q[6, k]
-            hw = np.sqrt(max(q, _ZERO) * Q[4, k]) * f32(1.001) + f32(1e-3)
-            c0 = mx - Q[5, k] * d0
-            c1 = mx - Q[5, k] * d1
-            lo = min(c0, c1) - hw
-            hi = max(c0, c1) + hw
-            # blocks bx with columns x0 + BW bx .. x0 + BW bx + BW - 1 meeting [lo, hi]
-            bx0 = np.int64(min(max(np.ceil((lo - x0 - f32(BW - 1) - f32(1e-3)) * f32(1.0 / BW)), _ZERO), f32(NBX)))
-            bx1 = np.int64(min(max(np.floor((hi - x0 + f32(1e-3)) * f32(1.0 / BW)), -_ONE), f32(NBX - 1)))
-            hit = q >= _ZERO and rlo <= rhi and bx0 <= bx1
-            bits = ((np.int64(2) << bx1) - (np.int64(1) << bx0)) << np.int64(NBX * by)
-            m |= bits if hit else np.int64(0)
-        mask[k] = m
+@njit(inline="always")
+def padded(n):
+    """n rounded up to whole SIMD vectors plus one: the length of the per-entry rows that the bucketing reads a
+    vector at a time."""
+    return (n // LANES + 2) * LANES
 
 
 @njit(inline="always")
-def bucket_blocks(Q, n, tx, ty, mask, bcnt, bidx):
-    """bidx[b, :bcnt[b]] = the entries (in depth order) that can reach alpha >= 1/255 somewhere in block b
-    (:func:`block_masks`). Every other entry is one that every lane of the block skips (alpha < 1/255)."""
-    block_masks(Q, n, tx, ty, mask)
+def bucket_blocks(Q, n, tx, ty, words):
+    """words[b, :] = the bitset of the tile's entries (bit k % 64 of word k // 64, in depth order) that can reach
+    alpha >= 1/255 somewhere in block b (b = NBX by + bx). Every other entry is one that every lane of the block
+    skips (alpha < 1/255).
+
+    The rule, per entry: the tile rows its vertical reach covers; then per block row an x interval holding those
+    rows' alpha >= 1/255 chords, against the blocks' columns. The chord at row offset dy is centred at
+    mx - (b / a) dy, linear in dy, with half-width sqrt((k2 - dy^2 (c - b^2 / a)) / a), largest where |dy| is
+    smallest, so [min centre - widest half-width, max centre + widest half-width] holds them all. Margins far
+    above float32 round-off: threshold 0.999 / 255, half-width x 1.001 + 1e-3 px, 1e-3 px on the block edges.
+    Entries are processed a SIMD vector at a time (``Q`` [7, padded(n)]: mx, my, reach, k2, 1/a, b/a,
+    c - b^2/a), with block bits as small exact integers in float32."""
+    nw = (n + 63) // 64
     for b in range(NBLK):
-        bcnt[b] = 0
-    for k in range(n):
-        m = mask[k]
-        while m != 0:  # the set bits, lowest first
-            b = ctz(m)
-            bidx[b, bcnt[b]] = k
-            bcnt[b] += 1
-            m &= m - 1
+        for w in range(nw):
+            words[b, w] = 0
+    base = f32(ty * TILE) + _HALF  # centre of the tile's first pixel row
+    x0 = f32(tx * TILE) + _HALF  # centre of the tile's first pixel column
+    q_mx, q_my, q_reach, q_k2, q_ia, q_ba, q_cb = Q[0], Q[1], Q[2], Q[3], Q[4], Q[5], Q[6]
+    zero = splat(_ZERO)
+    for k0 in range(0, n, LANES):
+        mx = vload(q_mx, k0)
+        my = vload(q_my, k0)
+        myt = my - base
+        rch = vload(q_reach, k0)
+        k2 = vload(q_k2, k0)
+        ia = vload(q_ia, k0)
+        ba = vload(q_ba, k0)
+        cb = vload(q_cb, k0)
+        r0 = vceil(vmin(vmax(myt - rch, _ZERO), f32(TILE)))  # first and last tile row within the reach
+        r1 = vfloor(vmax(vmin(myt + rch, f32(TILE - 1)), f32(-1.0)))
+        m = izero()
+        for by in range(NBY):
+            rlo = vmax(r0, f32(by * BH))
+            rhi = vmin(r1, f32(by * BH + BH - 1))
+            d0 = rlo + base - my  # offsets of the block row's first and last row within the reach
+            d1 = rhi + base - my
+            dm = vmin(vmax(zero, d0), d1)  # the offset nearest the centre row
+            q = k2 - dm * dm * cb
+            hw = vsqrt(vmax(q, zero) * ia) * f32(1.001) + f32(1e-3)
+            c0 = mx - ba * d0
+            c1 = mx - ba * d1
+            lo = vmin(c0, c1) - hw
+            hi = vmax(c0, c1) + hw
+            # blocks bx with columns x0 + BW bx .. x0 + BW bx + BW - 1 meeting [lo, hi]
+            bx0 = vmin(vmax(vceil((lo - (x0 + f32(BW - 1) + f32(1e-3))) * f32(1.0 / BW)), zero), f32(NBX))
+            bx1 = vmin(vmax(vfloor((hi - x0 + f32(1e-3)) * f32(1.0 / BW)), f32(-1.0)), f32(NBX - 1))
+            hit = (q >= _ZERO) & (rlo <= rhi) & (bx0 <= bx1)
+            bits = select(hit, pow2i(bx1 + _ONE) - pow2i(bx0), zero)  # blocks bx0 .. bx1, as an exact integer
+            m = ior(m, ishl(to_int(bits), NBX * by))
+        m = iselect(lane_index() + f32(k0) < f32(n), m, izero())  # no bits for the lanes past the list
+        w = k0 // 64
+        shift = k0 % 64
+        for b in range(NBLK):
+            words[b, w] |= mask_bits(inonzero(iand(m, 1 << b))) << shift
 
 
 @njit(inline="always")

@@ -66,8 +66,16 @@ class MaskType(types.Type):
         super().__init__(name=f"mask{LANES}")
 
 
+class IVecType(types.Type):
+    """LANES int32 values in one SIMD register (or register pair)."""
+
+    def __init__(self) -> None:
+        super().__init__(name=f"i32x{LANES}")
+
+
 Vec = VecType()
 Mask = MaskType()
+IVec = IVecType()
 
 
 @register_model(VecType)
@@ -80,6 +88,12 @@ class _VecModel(models.PrimitiveModel):
 class _MaskModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
         super().__init__(dmm, fe_type, _MT)
+
+
+@register_model(IVecType)
+class _IVecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _IT)
 
 
 def _intrinsic_fn(builder, name: str, ret: ir.Type, args: list[ir.Type]):
@@ -317,6 +331,7 @@ def _unary_llvm(name: str):
 
 
 vfloor = _unary_llvm("floor")
+vceil = _unary_llvm("ceil")
 vsqrt = _unary_llvm("sqrt")
 
 
@@ -557,6 +572,107 @@ def _vmax(a, b):
     if (a == Vec or _scalar(a)) and (b == Vec or _scalar(b)):
         return lambda a, b: select(vgt(as_vec(a), as_vec(b)), as_vec(a), as_vec(b))
     return None
+
+
+# ----------------------------------------------------------------------------------------- integer vectors
+@intrinsic
+def to_int(typingctx, v):
+    """Lanes of v converted to int32 (truncation toward zero; the values must fit)."""
+    if v != Vec:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fptosi(args[0], _IT)
+
+    return IVec(Vec), codegen
+
+
+@intrinsic
+def ivstore(typingctx, arr, idx, v):
+    """arr[idx : idx + LANES] = v (contiguous 1-D int32 array, no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int32 and arr.ndim == 1) or v != IVec:
+        return None
+
+    def codegen(context, builder, signature, args):
+        p = _elem_ptr(context, builder, signature.args[0], args[0], args[1], signature.args[1])
+        builder.store(args[2], builder.bitcast(p, _IT.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.void(arr, idx, IVec), codegen
+
+
+@intrinsic
+def ivload(typingctx, arr, idx):
+    """arr[idx : idx + LANES] of a contiguous 1-D int32 array (no bounds check)."""
+    if not (isinstance(arr, types.Array) and arr.dtype == types.int32 and arr.ndim == 1):
+        return None
+
+    def codegen(context, builder, signature, args):
+        p = _elem_ptr(context, builder, signature.args[0], args[0], args[1], signature.args[1])
+        return builder.load(builder.bitcast(p, _IT.as_pointer()), align=4)
+
+    return IVec(arr, idx), codegen
+
+
+def _int_binary(name: str):
+    @intrinsic
+    def op(typingctx, a, b):
+        if a != IVec or not (b == IVec or isinstance(b, types.Integer)):
+            return None
+
+        def codegen(context, builder, signature, args):
+            y = args[1]
+            if signature.args[1] != IVec:
+                y = _splat_int(builder, context.cast(builder, y, signature.args[1], types.int32))
+            return getattr(builder, name)(args[0], y)
+
+        return IVec(a, b), codegen
+
+    return op
+
+
+def _splat_int(builder, x):
+    v = builder.insert_element(ir.Constant(_IT, ir.Undefined), x, ir.Constant(_i32, 0))
+    return builder.shuffle_vector(v, ir.Constant(_IT, ir.Undefined), ir.Constant(_IT, [0] * LANES))
+
+
+ishl = _int_binary("shl")
+iand = _int_binary("and_")
+ior = _int_binary("or_")
+
+
+@intrinsic
+def inonzero(typingctx, a):
+    """Lanes of a that are not 0."""
+    if a != IVec:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.icmp_signed("!=", args[0], ir.Constant(_IT, [0] * LANES))
+
+    return Mask(IVec), codegen
+
+
+@intrinsic
+def iselect(typingctx, m, a, b):
+    """a where m, else b (int32 lanes)."""
+    if (m, a, b) != (Mask, IVec, IVec):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.select(*args)
+
+    return IVec(Mask, IVec, IVec), codegen
+
+
+@intrinsic
+def izero(typingctx):
+    """An int32 vector of zeros."""
+
+    def codegen(context, builder, signature, args):
+        return ir.Constant(_IT, [0] * LANES)
+
+    return IVec(), codegen
 
 
 # --------------------------------------------------------------------------------------------------- exp
