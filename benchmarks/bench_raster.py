@@ -65,19 +65,19 @@ def bakeoff_2d_inputs(width=640, height=480):
 
 def kernel_runner(inp, width, height, derivatives):
     H, W = height, width
-    bg = np.zeros(3, np.float32)
-    bufs = [np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32)]
-    dbufs = [np.empty((H, W, 3), np.float32) for _ in range(4)]
     b = inp["bins"]
-    args = (inp["means"], inp["conics"], inp["opac"], inp["colors"], inp["depths"], b.reach, b.offsets, b.gids, W, H,
-            b.tiles_x, bg)
+    splats = K.Splats(inp["means"], inp["conics"], inp["opac"], inp["colors"], inp["depths"], b.reach)
+    lists = K.TileLists(b.offsets, b.gids, b.tiles_x)
+    frame = K.Frame(W, H, np.zeros(3, np.float32))
+    planes = [np.empty((H, W, 3), np.float32) for _ in range(3)] if derivatives else \
+        [np.empty((0, 0, 3), np.float32)] * 3
+    images = K.Images(np.empty((H, W, 3), np.float32), np.empty((H, W), np.float32), np.empty((H, W), np.float32),
+                      *planes)
+    variant = K.SECOND if derivatives else K.PLAIN
 
     def run():
         t0 = time.perf_counter()
-        if derivatives:
-            K.composite_forward_derivatives(*args, *bufs, *dbufs)
-        else:
-            K.composite_forward(*args, *bufs)
+        K.composite_forward(splats, lists, frame, images, variant)
         return {"composite": time.perf_counter() - t0}
 
     return run
