@@ -14,7 +14,6 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import splatup as su
@@ -77,20 +76,8 @@ def mic_cameras(shared_data: Path, indices: tuple[int, ...], width: int) -> list
 
 
 def garden(shared_data: Path, scale_factor: float = 0.25, seed: int = 0) -> tuple[su.Gaussians, list[su.Camera]]:
-    """gsplat's garden points as isotropic Gaussians (sigma log-uniform in [0.005, 0.03] units, opacity in
-    [0.3, 0.95], colour from the points) and its three real cameras scaled by ``scale_factor``."""
-    z = np.load(shared_data / "gsplat_test_garden" / "test_garden.npz")
-    means = torch.from_numpy(z["means3d"].astype(np.float64))
-    colors = torch.from_numpy(z["colors"].astype(np.float64) / 255.0)
-    n = len(means)
-    g = torch.Generator().manual_seed(seed)
-    sig = torch.exp(math.log(0.005) + (math.log(0.03) - math.log(0.005)) * torch.rand(n, 1, generator=g,
-                                                                                        dtype=torch.float64))
-    quats = torch.zeros(n, 4, dtype=torch.float64)
-    quats[:, 0] = 1.0
-    opac = 0.3 + 0.65 * torch.rand(n, generator=g, dtype=torch.float64)
-    scene = su.Gaussians.from_activated(means, quats, sig.expand(n, 3), opac, colors=colors).to(torch.float32)
-    w, h = int(z["width"]), int(z["height"])
-    cams = [su.Camera(torch.from_numpy(z["viewmats"][i].astype(np.float64)), torch.from_numpy(z["Ks"][i].astype(
-        np.float64)), w, h).scaled(scale_factor) for i in range(len(z["viewmats"]))]
-    return scene, cams
+    """gsplat's garden points as isotropic Gaussians and its three real cameras scaled by ``scale_factor``
+    (:func:`splatup.bench.scenes.garden_scene`)."""
+    from splatup.bench.scenes import garden_scene
+
+    return garden_scene(shared_data, scale_factor, seed)
