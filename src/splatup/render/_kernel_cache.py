@@ -52,10 +52,28 @@ class _PackageStampImpl(CompileResultCacheImpl):
         self._filename_base = f"{self._filename_base}-l{LANES}"
 
 
+def _describe(value) -> str:
+    """A closure variable as text that is the same in every process: a dispatcher or function by its qualified
+    name (its code is covered by the package digest), anything else by its repr."""
+    py_func = getattr(value, "py_func", value)
+    if callable(py_func) and hasattr(py_func, "__qualname__"):
+        return f"{py_func.__module__}.{py_func.__qualname__}"
+    return repr(value)
+
+
 class PackageKeyedCache(FunctionCache):
-    """numba's function cache with :class:`_PackageStampLocator`."""
+    """numba's function cache with :class:`_PackageStampLocator`, and an index key whose closure part does not
+    depend on the process: numba pickles a kernel's closure variables into the key, and a pickled dispatcher
+    carries a per-process id, so a kernel made by a factory that closes over another jitted function would miss
+    the cache in every new process."""
 
     _impl_class = _PackageStampImpl
+
+    def _index_key(self, sig, codegen):
+        closure = self._py_func.__closure__ or ()
+        cvars = "\0".join(_describe(c.cell_contents) for c in closure)
+        code = hashlib.sha256(self._py_func.__code__.co_code).hexdigest()
+        return (sig, codegen.magic_tuple(), (code, hashlib.sha256(cvars.encode()).hexdigest()))
 
 
 def kernel(**options):
