@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .errors import SplatupInputError
+from .view.settings import VIEW_METHODS
 
 BACKGROUNDS = {"black": (0.0, 0.0, 0.0), "white": (1.0, 1.0, 1.0)}
 
@@ -325,6 +326,38 @@ def demo(out_dir, no_lpips) -> None:
             title="splatup demo")
     print_summary(console, summary, "Spot (10k Gaussians), 640x480, 2x upscaling vs native")
     console.print(f"report: {out_dir / 'report.md'}")
+
+
+
+# ---------------------------------------------------------------------------------------------------- view
+@main.command()
+@click.argument("scene", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--port", "-p", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to serve on (0: any free port; if busy, the next free one is taken).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (0.0.0.0 makes the viewer reachable from other machines).")
+@click.option("--up", default="auto", show_default=True,
+              help="World up axis: 'auto' (estimated from the scene), '+z', '-y', ... or 'x,y,z'.")
+@click.option("--width", "-W", type=click.IntRange(min=1), default=None,
+              help="Rendered image width [default: the browser canvas; with only -H, the canvas's aspect].")
+@click.option("--height", "-H", type=click.IntRange(min=1), default=None, help="Rendered image height.")
+@click.option("--method", type=click.Choice(VIEW_METHODS), default="hermite", show_default=True)
+@click.option("--scale", "-s", type=click.FloatRange(1.0, 4.0), default=2.0, show_default=True,
+              help="Upscaling factor (of still frames when --auto).")
+@click.option("--auto/--no-auto", default=True, show_default=True,
+              help="While the camera moves, choose the factor (1 to 4) that holds --target-fps.")
+@click.option("--target-fps", type=click.FloatRange(min=0.5, max=1000.0), default=30.0, show_default=True)
+@click.option("--split", is_flag=True, help="Left half native, right half the method.")
+@click.option("--background", "-b", default="black", show_default=True, help="'black', 'white' or 'r,g,b'.")
+@click.option("--fov", type=click.FloatRange(10.0, 120.0), default=50.0, show_default=True,
+              help="Vertical field of view (degrees).")
+def view(scene, port, host, up, width, height, method, scale, auto, target_fps, split, background, fov) -> None:
+    """Interactive viewer of SCENE in the browser: splatup renders every frame on the CPU (viser serves the page)."""
+    from .view import ViewSettings, serve
+
+    settings = ViewSettings(method=method, factor=scale, auto=auto, target_ms=1000.0 / target_fps, split=split,
+                            background=_background(background), fov_deg=fov)
+    serve(scene, settings, host=host, port=port, up=up, size=(width, height))
 
 
 # ---------------------------------------------------------------------------------------------------- train / eval
