@@ -128,11 +128,12 @@ class Viewer:
             self.sessions[client.client_id] = session
         session.start()
 
-    def _disconnect(self, client: Any) -> None:
+    async def _disconnect(self, client: Any) -> None:
+        # on viser's event loop (a thread-pool callback could come after stop() shut the pool): signal, don't join
         with self._lock:
             session = self.sessions.pop(client.client_id, None)
         if session is not None:
-            session.stop()
+            session.stop(timeout=0.0)
 
 
 def _pose(camera: Any) -> CameraPose:

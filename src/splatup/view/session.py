@@ -176,10 +176,11 @@ class ClientSession:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
+        """End the loop after the frame in progress; wait up to ``timeout`` seconds for it (0: do not wait)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        if self._thread is not None and self._thread is not threading.current_thread():
+        if timeout > 0 and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
 
     def _run(self) -> None:
