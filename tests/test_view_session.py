@@ -14,6 +14,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 import splatup as su
+from splatup.errors import SplatupInputError
 from splatup.view.frame import render_frame
 from splatup.view.session import JPEG_QUALITY, CameraPose, ClientSession
 from splatup.view.settings import ViewSettings
@@ -127,3 +128,14 @@ def test_status_line_names_time_rate_factor_and_phases(spot):
     assert "lanczos ×2.50" in text and "100×80 from 40×32" in text
     for label in ("project", "sort", "composite", "upscale", "8-bit", "encode"):
         assert label in text
+
+
+def test_bad_settings_are_refused_with_the_field_named_and_nothing_changes(spot):
+    s, _, _, _ = make_session(spot, ViewSettings())
+    before = s.settings
+    for changes, field in (({"factor": 5.0}, "factor"), ({"method": "bicubik"}, "method"),
+                           ({"target_ms": 0.0}, "target frame time"), ({"background": (1.2, 0, 0)}, "background"),
+                           ({"fov_deg": 170.0}, "field of view")):
+        with pytest.raises(SplatupInputError, match=field):
+            s.update_settings(**changes)
+    assert s.settings == before

@@ -19,10 +19,7 @@ from ..camera import Camera
 from ..gaussians import Gaussians
 from ..pipeline import render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
-from .settings import VIEW_METHODS
-
-# Which derivatives each upscaler needs from the low-resolution render (absent: none).
-DERIVATIVES = {"hermite": True}
+from .settings import METHOD_DERIVATIVES, VIEW_METHODS
 
 PHASES = ("project", "sort", "composite", "upscale", "8-bit")
 
@@ -103,7 +100,7 @@ def _render_part(scene, cam, method, factor, background, phases):
         out = rasterize(scene, cam, background=background)
         _add_raster_phases(phases, out.timings)
         return out.color, None, out.timings.get("composite", 0.0)
-    out, lr = render_lowres(scene, cam, factor, derivatives=DERIVATIVES.get(method, False), background=background)
+    out, lr = render_lowres(scene, cam, factor, derivatives=METHOD_DERIVATIVES[method], background=background)
     _add_raster_phases(phases, out.timings)
     t0 = time.perf_counter()
     img = upscale_lowres(out, (cam.height, cam.width), method, clamp=True)

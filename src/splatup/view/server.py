@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 from .cameras import DEFAULT_UP, opening_view
 from .gui import ViewerControls
@@ -26,7 +27,6 @@ class Viewer:
         up: world up axis; the orbit controls turn about it and the opening camera stands on it.
         size: (width, height) of the rendered image, either may be None for the browser canvas's size.
         verbose: let viser print its banner and connection messages.
-        keep_images: keep each frame's image in the session history (tests, screenshots).
     """
 
     def __init__(
@@ -38,7 +38,6 @@ class Viewer:
         up: Sequence[float] = DEFAULT_UP,
         size: tuple[int | None, int | None] = (None, None),
         verbose: bool = True,
-        keep_images: bool = False,
     ) -> None:
         import viser
 
@@ -46,7 +45,6 @@ class Viewer:
         self.settings = settings or ViewSettings()
         self.up = tuple(float(u) for u in up)
         self.size = size
-        self.keep_images = keep_images
         self.sessions: dict[int, ClientSession] = {}
         self._render_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -110,10 +108,14 @@ class Viewer:
                 controls.status.content = text
 
         session = ClientSession(self.scene, self.settings, send_image, show_status, size=self.size,
-                                render_lock=self._render_lock, keep_images=self.keep_images)
+                                render_lock=self._render_lock)
 
         def on_change(name, value):
-            session.update_settings(**{name: value})
+            try:
+                session.update_settings(**{name: value})
+            except SplatupInputError as e:  # e.g. a number typed out of range: keep the settings, say why
+                show_status(f"**not applied:** {e}")
+                return
             if name == "fov_deg":
                 client.camera.fov = math.radians(value)
 

@@ -11,7 +11,7 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -62,7 +62,6 @@ class FrameRecord:
     settings: ViewSettings
     jpeg_quality: int
     sent_at: float
-    image: np.ndarray | None = field(default=None, repr=False)
 
 
 class ClientSession:
@@ -76,7 +75,6 @@ class ClientSession:
         size: (width, height) given on the command line, either may be None (see :func:`render_size`).
         render_lock: shared by all sessions of a server, so that frames of different clients do not fight for the
             cores in the middle of a frame.
-        keep_images: keep each frame's image in its record (tests, screenshots).
         clock: monotonic seconds (injectable for tests).
     """
 
@@ -88,7 +86,6 @@ class ClientSession:
         show_status: Callable[[str], None],
         size: tuple[int | None, int | None] = (None, None),
         render_lock: threading.Lock | None = None,
-        keep_images: bool = False,
         history: int = 2000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,7 +95,6 @@ class ClientSession:
         self._show_status = show_status
         self._size = size
         self._render_lock = render_lock or threading.Lock()
-        self._keep_images = keep_images
         self._clock = clock
         self._cond = threading.Condition()
         self._planner = FramePlanner()
@@ -155,14 +151,15 @@ class ClientSession:
             t0 = time.perf_counter()
             frame = render_frame(self.scene, cam, settings.method, factor, settings.background, settings.split)
             t1 = time.perf_counter()
+            if self._stopped:  # the client left during the render
+                return None
             self._send_image(frame.image, quality)
             t2 = time.perf_counter()
         phases = dict(frame.phases, encode=t2 - t1)
         rec = FrameRecord(index=self._count, kind=kind, method=settings.method, factor=frame.factor, auto=auto,
                           split=settings.split, width=width, height=height, lowres=frame.lowres, phases=phases,
                           frame_s=t2 - t0, scaled_s=frame.scaled_s, camera=cam, pose=pose, settings=settings,
-                          jpeg_quality=quality, sent_at=self._clock(),
-                          image=frame.image if self._keep_images else None)
+                          jpeg_quality=quality, sent_at=self._clock())
         self._count += 1
         if auto:
             with self._cond:

@@ -7,8 +7,18 @@ from dataclasses import dataclass, replace
 
 from ..errors import SplatupInputError
 
-# The methods the viewer offers, in the order of its dropdown. A new method of ``splatup.pipeline`` is added here.
-VIEW_METHODS = ("native", "hermite", "fd-hermite", "bicubic", "lanczos", "bilinear", "nearest")
+# The methods the viewer offers, in the order of its dropdown, with the derivatives each needs from the low-resolution
+# render (``rasterize(derivatives=...)``). A new method of ``splatup.pipeline`` is one line here.
+METHOD_DERIVATIVES: dict[str, bool | str] = {
+    "native": False,
+    "hermite": True,
+    "fd-hermite": False,
+    "bicubic": False,
+    "lanczos": False,
+    "bilinear": False,
+    "nearest": False,
+}
+VIEW_METHODS = tuple(METHOD_DERIVATIVES)
 
 FACTOR_RANGE = (1.0, 4.0)
 FOV_RANGE = (10.0, 120.0)
