@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..camera import Camera
+from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 from ..pipeline import render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
@@ -60,8 +61,6 @@ def render_frame(
     as a divider in the colour opposite to the background.
     """
     if method not in VIEW_METHODS:
-        from ..errors import SplatupInputError
-
         raise SplatupInputError(f"view: method must be one of {', '.join(VIEW_METHODS)}; got {method!r}")
     phases = dict.fromkeys(PHASES, 0.0)
     with torch.no_grad():
