@@ -16,17 +16,27 @@ from splatup.errors import SplatupInputError
 from splatup.view.dynres import DynamicResolution
 
 
-def run(ctrl, fixed, b, frames, p=2.0, noise=0.0, seed=0):
-    """Feed ``frames`` synthetic frames; return the factors used and their true (noise-free) times."""
+def run(ctrl, fixed, b, frames, p=2.0, noise=0.0, seed=0, native=None, upscale=None):
+    """Feed ``frames`` synthetic frames; return the factors used and their true (noise-free) times.
+
+    An upscaled frame costs ``fixed + b / s^p``, a native one ``native`` (default: the same model at s = 1).
+    With ``upscale`` (the part of ``fixed`` spent upscaling) the controller is told each upscaled frame's time
+    without it, as the viewer does."""
     rng = np.random.default_rng(seed)
     factors, times = [], []
     for _ in range(frames):
         s = ctrl.factor
-        scaled = b / s**p
+        if s <= 1.0 and native is not None:
+            total, scaled, floor = native, 0.6 * native, None
+        else:
+            scaled = b / s**p
+            total = fixed + scaled
+            floor = None if upscale is None or s <= 1.0 else total - upscale
         jf, js = (1 + noise * rng.standard_normal(2)) if noise else (1.0, 1.0)
-        ctrl.observe(s, fixed * jf + scaled * js, scaled * js)
+        ctrl.observe(s, (total - scaled) * jf + scaled * js, scaled * js,
+                     None if floor is None else floor * jf)
         factors.append(s)
-        times.append(fixed + scaled)
+        times.append(total)
     return np.array(factors), np.array(times)
 
 
@@ -71,6 +81,33 @@ def test_follows_a_change_of_cost():
     assert (1 - ctrl.band) * 0.030 <= t2[-1] <= 0.030
     f3, t3 = run(ctrl, 0.010, 0.040, 20)  # and back out: half
     assert f3[-1] < f1[-1] and (1 - ctrl.band) * 0.030 <= t3[-1] <= 0.030
+
+
+def test_native_is_taken_when_it_is_faster_than_a_small_factor():
+    # plant.splat's case: compositing shrinks slowly with the resolution and the derivatives cost extra, so a native
+    # frame (26 ms) beats hermite at the factor the model would choose for 33.3 ms (12 + 42 / s^2 = 30.8 at s = 1.49)
+    ctrl = DynamicResolution(target_s=0.0333, factor=2.0)
+    factors, times = run(ctrl, 0.012, 0.042, 20, native=0.026, upscale=0.003)
+    assert factors[-1] == 1.0 and times[-1] == 0.026
+    assert np.count_nonzero(np.diff(factors)) <= 3
+
+
+def test_native_too_slow_is_tried_once_per_memory_and_left():
+    ctrl = DynamicResolution(target_s=0.0333, factor=2.0, native_memory=50)
+    factors, times = run(ctrl, 0.012, 0.042, 200, native=0.060, upscale=0.003)
+    probes = int(np.count_nonzero(factors == 1.0))
+    assert 1 <= probes <= 200 // 50 + 1
+    settled = factors[factors > 1.0][5:]
+    assert np.all(settled >= ctrl.min_upscale)
+    assert np.all((times[factors > 1.0][5:] <= 0.0333) & (times[factors > 1.0][5:] >= 0.85 * 0.0333))
+
+
+def test_native_is_left_when_it_gets_too_slow():
+    ctrl = DynamicResolution(target_s=0.0333, factor=2.0)
+    run(ctrl, 0.012, 0.042, 10, native=0.026, upscale=0.003)
+    assert ctrl.factor == 1.0
+    factors, times = run(ctrl, 0.012, 0.042, 10, native=0.045, upscale=0.003)  # the camera moved close
+    assert factors[-1] >= ctrl.min_upscale and times[-1] <= 0.0333
 
 
 def test_unreachable_target_pins_the_largest_factor():

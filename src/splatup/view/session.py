@@ -163,7 +163,8 @@ class ClientSession:
         self._count += 1
         if auto:
             with self._cond:
-                self.controller.observe(frame.factor, rec.frame_s, rec.scaled_s)
+                floor = rec.frame_s - phases["upscale"] if frame.factor > 1.0 else None
+                self.controller.observe(frame.factor, rec.frame_s, rec.scaled_s, native_floor_s=floor)
         self.history.append(rec)
         self._show_status(status_text(rec))
         return rec
