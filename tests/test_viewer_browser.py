@@ -16,9 +16,9 @@ Oracles:
   ``su.render`` of the new method better than that of the old one, and the other way round before.
 - "auto holds the target frame time within its factor range": with a target below the frame time at factor 4 the
   factor goes to 4; with one above the frame time at factor 1 it goes to 1; with a target between the two, measured
-  in this run, at least 3 in 4 frames take [0.6, 1.25] x target or sit at the bound of [1, 4] that they press
-  against. Every factor of every frame lies in [1, 4]. (On a busy machine the frame time barely depends on the
-  factor, so the middle target is a weak check there; the two bounds are not.)
+  in this run, the median frame time lies in [0.6, 1.4] x target, or at least half the frames sit at the bound of
+  [1, 4] that they press against. Every factor of every frame lies in [1, 4]. (On a busy machine the frame time
+  barely depends on the factor, so the middle target is a weak check there; the two bounds are not.)
 
 Set SPLATUP_VIEWER_SCREENSHOT=docs/img/viewer.png to also save a full-page screenshot (1280x720 canvas, split view)
 for the docs.
@@ -320,10 +320,10 @@ def test_auto_holds_the_target_frame_time_within_its_factor_range(browser, sessi
     held = moving_frames_with_target(target, 3.0)
     median_ms = statistics.median(r.frame_s for r in held) * 1e3
     median_factor = statistics.median(r.factor for r in held)
-    # a frame holds the target if its time is within [0.6, 1.25] x target, or if it could not do better: slower at
-    # factor 4, faster at factor 1
-    holds = [(r.frame_s * 1e3 <= 1.25 * target or r.factor == 4.0) and (r.frame_s * 1e3 >= 0.6 * target
-                                                                          or r.factor == 1.0) for r in held]
+    # medians: robust to the spikes of a busy machine; at a bound the target may be out of reach
+    at4 = sum(r.factor == 4.0 for r in held) / len(held)
+    at1 = sum(r.factor == 1.0 for r in held) / len(held)
     print(f"t(4) {t4:.1f} ms, t(1) {t1:.1f} ms, target {target} ms: median {median_ms:.1f} ms at factor "
-          f"{median_factor:.2f} over {len(held)} frames, {sum(holds)} holding the target")
-    assert sum(holds) >= 0.75 * len(held)
+          f"{median_factor:.2f} over {len(held)} frames ({at4:.0%} at 4, {at1:.0%} at 1)")
+    assert median_ms <= 1.4 * target or at4 >= 0.5
+    assert median_ms >= 0.6 * target or at1 >= 0.5
