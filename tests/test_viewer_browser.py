@@ -118,16 +118,18 @@ def wait_for(pred, timeout: float = 60.0, what: str = "condition"):
 
 
 def wait_still_frame(session, driver, pred=lambda r: True, timeout: float = 60.0):
-    """The newest frame once it is a still frame satisfying ``pred``, shown in the page's status line."""
-    def newest():
+    """The newest frame once it is a still frame satisfying ``pred`` and the page's status line shows it (a newer
+    frame arriving meanwhile, e.g. after the canvas resized, is waited for in turn)."""
+    def shown_newest():
         h = list(session.history)
-        return h[-1] if h and h[-1].kind == "still" and pred(h[-1]) else None
+        rec = h[-1] if h else None
+        if rec is None or rec.kind != "still" or not pred(rec):
+            return None
+        text = page_text(driver)
+        return rec if "still" in text and f"{rec.frame_s * 1e3:.1f} ms" in text and session.history[-1] is rec \
+            else None
 
-    rec = wait_for(newest, timeout, "a still frame")
-    wait_for(lambda: "still" in page_text(driver) and f"{rec.frame_s * 1e3:.1f} ms" in page_text(driver), 10.0,
-             "the status line of the frame")
-    time.sleep(0.4)  # the browser decodes the image and draws it on its next animation frame
-    return rec
+    return wait_for(shown_newest, timeout, "a still frame shown in the status line")
 
 
 def page_text(driver) -> str:
@@ -180,9 +182,23 @@ def close_notifications(driver) -> None:
              "the notifications to close")
 
 
-def canvas_screenshot(driver) -> np.ndarray:
-    png = canvas_element(driver).screenshot_as_png
-    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64) / 255.0
+def canvas_screenshot(driver, timeout: float = 30.0) -> np.ndarray:
+    """The canvas once the browser has drawn the newest image: two screenshots 0.3 s apart agree and the image is not
+    one flat colour."""
+    def grab():
+        png = canvas_element(driver).screenshot_as_png
+        return np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64) / 255.0
+
+    prev = grab()
+    end = time.monotonic() + timeout
+    while True:
+        time.sleep(0.3)
+        img = grab()
+        if np.array_equal(img, prev) and img.std() > 0.02:
+            break
+        if time.monotonic() > end:
+            raise TimeoutError("the canvas did not settle on an image")
+        prev = img
     assert img.shape[:2] == (CANVAS[1], CANVAS[0]), f"canvas screenshot {img.shape}, expected {CANVAS}"
     return img
 

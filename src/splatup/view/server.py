@@ -101,7 +101,8 @@ class Viewer:
         controls: ViewerControls | None = None
 
         def send_image(image, quality):
-            client.scene.set_background_image(image, format="jpeg", jpeg_quality=quality)
+            if client.client_id in self.server.get_clients():  # not to a tab closed during the render
+                client.scene.set_background_image(image, format="jpeg", jpeg_quality=quality)
 
         def show_status(text):
             if controls is not None:
