@@ -6,7 +6,7 @@ by round with the order rotating (median and min of the repeats after warm-up):
   old_fwd     the old implementation likewise
   new_fwd_bwd (1 - ssim(img, ref)).backward() with img requiring grad (what a training step pays for the SSIM term)
   old_fwd_bwd the old implementation likewise (torch autograd)
-The old implementation is the plain-torch twin splatup.reference.ssim_reference. The claim is the ratio
+The old implementation is the plain-torch twin splatup.reference.ssim. The claim is the ratio
 old / new measured side by side in this run.
 
 usage: python benchmarks/bench_ssim.py [--threads 2] [--repeats 30] [--sizes 400 800]
@@ -31,7 +31,7 @@ import torch
 from splatup.bench.report import write_json
 from splatup.bench.timing import interleaved_samples
 from splatup.metrics import ssim
-from splatup.reference import ssim_reference
+from splatup.reference import ssim as ssim_twin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +60,8 @@ def run_size(size: int, repeats: int, threads: int) -> dict:
                 fn(img, ref)
         return run
 
-    fns = {"new_fwd": fwd(ssim), "old_fwd": fwd(ssim_reference),
-           "new_fwd_bwd": fwd_bwd(ssim), "old_fwd_bwd": fwd_bwd(ssim_reference)}
+    fns = {"new_fwd": fwd(ssim), "old_fwd": fwd(ssim_twin),
+           "new_fwd_bwd": fwd_bwd(ssim), "old_fwd_bwd": fwd_bwd(ssim_twin)}
     t = timed(fns, repeats)
     row = {"size": f"{size}x{size}x3", "times": t,
            "fwd_old_over_new": t["old_fwd"]["median_ms"] / t["new_fwd"]["median_ms"],

@@ -5,25 +5,18 @@ from __future__ import annotations
 
 import json
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-from scipy.spatial.transform import Rotation
 
+from dataset_files import colmap_scene, gl_c2w_to_cv_w2c, touch_images, write_colmap_bin, write_colmap_txt
 from splatup.errors import SceneFormatError, SplatupInputError
 from splatup.io import load_dataset, read_colmap, read_nerf_synthetic, split_llff
 
 MIC = "nerf_synthetic_mic"
-
-
-def _gl_c2w_to_cv_w2c(c2w) -> np.ndarray:
-    """Independent conversion: flip the camera's y and z axes (OpenGL -> OpenCV), then invert."""
-    m = np.asarray(c2w, dtype=np.float64) @ np.diag([1.0, -1.0, -1.0, 1.0])
-    return np.linalg.inv(m)
 
 
 # ============================================================================================ NeRF-synthetic
@@ -54,7 +47,7 @@ def test_mic_cameras(shared_data, mic_json, split, count):
         np.testing.assert_allclose(cam.R[2].numpy(), -c2w[:3, 2], atol=1e-5)
         np.testing.assert_allclose(cam.R[1].numpy(), -c2w[:3, 1], atol=1e-5)
         np.testing.assert_allclose(cam.R[0].numpy(), c2w[:3, 0], atol=1e-5)
-        np.testing.assert_allclose(cam.world_to_camera.numpy(), _gl_c2w_to_cv_w2c(c2w), atol=1e-12)
+        np.testing.assert_allclose(cam.world_to_camera.numpy(), gl_c2w_to_cv_w2c(c2w), atol=1e-12)
     # every camera looks at the object: the world origin projects inside the image, in front of the camera
     w2c = torch.stack([v.camera.world_to_camera for v in ds.views])
     K = torch.stack([v.camera.K for v in ds.views])
@@ -109,7 +102,7 @@ def test_nerfstudio_transforms(tmp_path, mic_json):
         np.testing.assert_array_equal(v.camera.K.numpy(), [[fx, 0, 20.5], [0, 51.0, 14.25], [0, 0, 1]])
         assert (v.camera.width, v.camera.height) == (40, 30)
         c2w = mic_json["train"]["frames"][i]["transform_matrix"]
-        np.testing.assert_allclose(v.camera.world_to_camera.numpy(), _gl_c2w_to_cv_w2c(c2w), atol=1e-9)
+        np.testing.assert_allclose(v.camera.world_to_camera.numpy(), gl_c2w_to_cv_w2c(c2w), atol=1e-9)
     train, test = load_dataset(root, "train"), load_dataset(root, "test")
     assert [v.name for v in test.views] == ["images/frame_00000.png"] and len(train) == 3
 
@@ -146,85 +139,6 @@ def test_bad_transforms_json(tmp_path):
 
 # ============================================================================================ COLMAP
 
-MODEL_IDS = {"SIMPLE_PINHOLE": 0, "PINHOLE": 1, "OPENCV": 4}
-
-
-def _colmap_scene(mic_json, n_views=10, n_points=37, seed=0):
-    """Cameras, images (from real mic poses) and points for an independent COLMAP writer."""
-    rng = np.random.default_rng(seed)
-    cameras = {
-        3: ("PINHOLE", 800, 800, [1111.1, 1112.2, 400.5, 399.5]),
-        8: ("SIMPLE_PINHOLE", 400, 300, [555.5, 200.25, 150.75]),
-    }
-    images = []
-    for i, perm in enumerate(rng.permutation(n_views)):
-        w2c = _gl_c2w_to_cv_w2c(mic_json["train"]["frames"][i]["transform_matrix"])
-        rot = Rotation.from_matrix(w2c[:3, :3])  # nearest rotation (the JSON matrices are float32-orthonormal)
-        x, y, z, w = rot.as_quat()
-        if w < 0:
-            x, y, z, w = -x, -y, -z, -w
-        w2c[:3, :3] = rot.as_matrix()
-        images.append({
-            "id": 100 + i, "q": (w, x, y, z), "t": tuple(w2c[:3, 3]), "camera": 3 if i % 2 == 0 else 8,
-            "name": f"view_{perm:03d}.png", "w2c": w2c, "points2d": rng.integers(0, 4),
-        })
-    points = {
-        "xyz": rng.normal(size=(n_points, 3)), "rgb": rng.integers(0, 256, (n_points, 3), dtype=np.uint8),
-        "track": rng.integers(0, 7, n_points),
-    }
-    return cameras, images, points
-
-
-def _write_bin(folder: Path, cameras, images, points) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "cameras.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(cameras)))
-        for cid, (model, w, h, params) in cameras.items():
-            f.write(struct.pack("<iiQQ", cid, MODEL_IDS[model], w, h))
-            f.write(struct.pack(f"<{len(params)}d", *params))
-    with open(folder / "images.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(images)))
-        for im in images:
-            f.write(struct.pack("<idddddddi", im["id"], *im["q"], *im["t"], im["camera"]))
-            f.write(im["name"].encode() + b"\x00")
-            f.write(struct.pack("<Q", im["points2d"]))
-            for j in range(im["points2d"]):
-                f.write(struct.pack("<ddq", 1.5 * j, 2.5 * j, -1 if j % 2 else j))
-    with open(folder / "points3D.bin", "wb") as f:
-        f.write(struct.pack("<Q", len(points["xyz"])))
-        for pid, (xyz, rgb, track) in enumerate(zip(points["xyz"], points["rgb"], points["track"], strict=True)):
-            f.write(struct.pack("<Q3d3Bd", pid + 1, *xyz, *rgb, 0.5))
-            f.write(struct.pack("<Q", track))
-            for j in range(track):
-                f.write(struct.pack("<ii", 100 + j, j))
-
-
-def _write_txt(folder: Path, cameras, images, points) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = ["# Camera list with one line of data per camera:", "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]"]
-    lines += [f"{cid} {model} {w} {h} " + " ".join(repr(float(p)) for p in params)
-              for cid, (model, w, h, params) in cameras.items()]
-    (folder / "cameras.txt").write_text("\n".join(lines) + "\n")
-    lines = ["# Image list with two lines of data per image:", f"# Number of images: {len(images)}"]
-    for im in images:
-        pose = " ".join(repr(float(v)) for v in (*im["q"], *im["t"]))
-        lines.append(f"{im['id']} {pose} {im['camera']} {im['name']}")
-        lines.append(" ".join(f"{1.5 * j} {2.5 * j} {-1 if j % 2 else j}" for j in range(im["points2d"])))  # may be ""
-    (folder / "images.txt").write_text("\n".join(lines) + "\n")
-    lines = ["# 3D point list with one line of data per point:"]
-    for pid, (xyz, rgb, track) in enumerate(zip(points["xyz"], points["rgb"], points["track"], strict=True)):
-        tr = " ".join(f"{100 + j} {j}" for j in range(track))
-        pos = " ".join(repr(float(v)) for v in xyz)
-        lines.append(f"{pid + 1} {pos} {rgb[0]} {rgb[1]} {rgb[2]} 0.5 {tr}".rstrip())
-    (folder / "points3D.txt").write_text("\n".join(lines) + "\n")
-
-
-def _touch_images(root: Path, images) -> None:
-    (root / "images").mkdir(parents=True, exist_ok=True)
-    for im in images:
-        (root / "images" / im["name"]).write_bytes(b"")
-
-
 def _check_colmap(ds, root, cameras, images, points):
     assert ds.kind == "colmap" and ds.root == root
     expected = sorted(images, key=lambda im: im["name"])
@@ -243,18 +157,18 @@ def _check_colmap(ds, root, cameras, images, points):
 
 @pytest.mark.parametrize(("fmt", "where"), [("bin", "sparse/0"), ("txt", "sparse/0"), ("bin", "sparse"), ("txt", ".")])
 def test_colmap_round_trip(tmp_path, mic_json, fmt, where):
-    cameras, images, points = _colmap_scene(mic_json)
-    (_write_bin if fmt == "bin" else _write_txt)(tmp_path / where, cameras, images, points)
-    _touch_images(tmp_path, images)
+    cameras, images, points = colmap_scene(mic_json)
+    (write_colmap_bin if fmt == "bin" else write_colmap_txt)(tmp_path / where, cameras, images, points)
+    touch_images(tmp_path, images)
     ds = read_colmap(tmp_path)
     _check_colmap(ds, tmp_path, cameras, images, points)
     assert len(load_dataset(tmp_path, "all")) == 10
 
 
 def test_colmap_binary_and_text_agree(tmp_path, mic_json):
-    cameras, images, points = _colmap_scene(mic_json, n_views=6, n_points=200, seed=3)
-    _write_bin(tmp_path / "b" / "sparse" / "0", cameras, images, points)
-    _write_txt(tmp_path / "t" / "sparse" / "0", cameras, images, points)
+    cameras, images, points = colmap_scene(mic_json, n_views=6, n_points=200, seed=3)
+    write_colmap_bin(tmp_path / "b" / "sparse" / "0", cameras, images, points)
+    write_colmap_txt(tmp_path / "t" / "sparse" / "0", cameras, images, points)
     a = read_colmap(tmp_path / "b", check_images=False)
     b = read_colmap(tmp_path / "t", check_images=False)
     for va, vb in zip(a.views, b.views, strict=True):
@@ -265,9 +179,9 @@ def test_colmap_binary_and_text_agree(tmp_path, mic_json):
 
 
 def test_colmap_llffhold_split(tmp_path, mic_json):
-    cameras, images, points = _colmap_scene(mic_json, n_views=10)
-    _write_bin(tmp_path / "sparse" / "0", cameras, images, points)
-    _touch_images(tmp_path, images)
+    cameras, images, points = colmap_scene(mic_json, n_views=10)
+    write_colmap_bin(tmp_path / "sparse" / "0", cameras, images, points)
+    touch_images(tmp_path, images)
     names = sorted(im["name"] for im in images)
     test = load_dataset(tmp_path, "test")
     train = load_dataset(tmp_path, "train")
@@ -282,9 +196,9 @@ def test_colmap_llffhold_split(tmp_path, mic_json):
 
 @pytest.mark.parametrize("fmt", ["bin", "txt"])
 def test_colmap_opencv_model_is_rejected(tmp_path, mic_json, fmt):
-    cameras, images, points = _colmap_scene(mic_json, n_views=3)
+    cameras, images, points = colmap_scene(mic_json, n_views=3)
     cameras[8] = ("OPENCV", 400, 300, [555.5, 556.0, 200.0, 150.0, 0.01, -0.02, 0.001, 0.0])
-    (_write_bin if fmt == "bin" else _write_txt)(tmp_path / "sparse" / "0", cameras, images, points)
+    (write_colmap_bin if fmt == "bin" else write_colmap_txt)(tmp_path / "sparse" / "0", cameras, images, points)
     with pytest.raises(SplatupInputError, match=r"camera 8 uses the OPENCV camera model") as e:
         read_colmap(tmp_path, check_images=False)
     assert f"cameras.{fmt}" in str(e.value) and "image_undistorter" in str(e.value)
@@ -293,9 +207,9 @@ def test_colmap_opencv_model_is_rejected(tmp_path, mic_json, fmt):
 @pytest.mark.parametrize(("name", "cut"), [("images.bin", 50), ("images.bin", -3), ("points3D.bin", -5),
                                            ("points3D.bin", 30), ("cameras.bin", -1)])
 def test_colmap_truncated_binary(tmp_path, mic_json, name, cut):
-    cameras, images, points = _colmap_scene(mic_json)
+    cameras, images, points = colmap_scene(mic_json)
     model = tmp_path / "sparse" / "0"
-    _write_bin(model, cameras, images, points)
+    write_colmap_bin(model, cameras, images, points)
     data = (model / name).read_bytes()
     (model / name).write_bytes(data[:cut])
     with pytest.raises(SceneFormatError, match="truncated") as e:
@@ -304,23 +218,23 @@ def test_colmap_truncated_binary(tmp_path, mic_json, name, cut):
 
 
 def test_colmap_trailing_bytes_and_bad_references(tmp_path, mic_json):
-    cameras, images, points = _colmap_scene(mic_json, n_views=3)
+    cameras, images, points = colmap_scene(mic_json, n_views=3)
     model = tmp_path / "sparse" / "0"
-    _write_bin(model, cameras, images, points)
+    write_colmap_bin(model, cameras, images, points)
     with open(model / "points3D.bin", "ab") as f:
         f.write(b"\x00" * 7)
     with pytest.raises(SceneFormatError, match=r"points3D.bin.*7 unexpected trailing bytes"):
         read_colmap(tmp_path, check_images=False)
     images[1]["camera"] = 42
-    _write_bin(model, cameras, images, points)
+    write_colmap_bin(model, cameras, images, points)
     with pytest.raises(SceneFormatError, match="camera 42"):
         read_colmap(tmp_path, check_images=False)
 
 
 def test_colmap_missing_images_and_model(tmp_path, mic_json):
-    cameras, images, points = _colmap_scene(mic_json, n_views=3)
-    _write_txt(tmp_path / "sparse" / "0", cameras, images, points)
-    _touch_images(tmp_path, images[:2])
+    cameras, images, points = colmap_scene(mic_json, n_views=3)
+    write_colmap_txt(tmp_path / "sparse" / "0", cameras, images, points)
+    touch_images(tmp_path, images[:2])
     with pytest.raises(SplatupInputError, match=rf"1 of 3 images.*{images[2]['name']}"):
         read_colmap(tmp_path)
     with pytest.raises(SplatupInputError, match="no COLMAP model"):
@@ -330,10 +244,10 @@ def test_colmap_missing_images_and_model(tmp_path, mic_json):
 
 
 def test_colmap_text_images_with_spaces_and_empty_point_lines(tmp_path, mic_json):
-    cameras, images, points = _colmap_scene(mic_json, n_views=4)
+    cameras, images, points = colmap_scene(mic_json, n_views=4)
     for im in images:
         im["points2d"] = 0
     images[1]["name"] = "sub dir/with space.png"
-    _write_txt(tmp_path, cameras, images, points)
+    write_colmap_txt(tmp_path, cameras, images, points)
     ds = read_colmap(tmp_path, check_images=False)
     assert "sub dir/with space.png" in [v.name for v in ds.views] and len(ds) == 4

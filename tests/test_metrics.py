@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from splatup.errors import SplatupInputError
 from splatup.metrics import LPIPS, LPIPSWeightsError, default_weights_path, lpips, lpips_model, psnr, ssim
-from splatup.reference import ssim_reference
+from splatup.reference import ssim as ssim_twin
 
 lpips_module = importlib.import_module("splatup.metrics.lpips")  # the module; splatup.metrics.lpips is the function
 
@@ -230,7 +230,7 @@ def test_ssim_real_400_float32_close_to_float64_and_old(mic_pairs_400):
     got64 = ssim(x.astype(np.float64), y.astype(np.float64))
     assert got64.dtype == torch.float64
     np.testing.assert_allclose(got64.numpy(), want, rtol=0, atol=1e-12)
-    old = ssim_reference(torch.from_numpy(x), torch.from_numpy(y))  # the old code's own float32 error is ~2e-6
+    old = ssim_twin(torch.from_numpy(x), torch.from_numpy(y))  # the old code's own float32 error is ~2e-6
     np.testing.assert_allclose(got.numpy(), old.numpy(), rtol=0, atol=5e-6)
 
 
@@ -252,9 +252,9 @@ def test_ssim_matches_old_torch_random(shape):
     rng = np.random.default_rng(sum(shape))
     a = rng.random(shape)
     b = np.clip(a + rng.normal(0, 0.1, shape), 0, 1)
-    old64 = ssim_reference(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    old64 = ssim_twin(torch.from_numpy(a), torch.from_numpy(b)).numpy()
     np.testing.assert_allclose(ssim(a, b).numpy(), old64, rtol=0, atol=1e-13)
-    old32 = ssim_reference(torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32))).numpy()
+    old32 = ssim_twin(torch.from_numpy(a.astype(np.float32)), torch.from_numpy(b.astype(np.float32))).numpy()
     np.testing.assert_allclose(ssim(a.astype(np.float32), b.astype(np.float32)).numpy(), old32, rtol=0, atol=1e-6)
 
 
@@ -291,7 +291,7 @@ def test_ssim_gradients_real_400_against_old_torch(mic_pairs_400):
     ga, gb = _grads(ssim, x, y, w)
     assert ga.dtype == torch.float32 and ga.shape == x.shape and gb.shape == y.shape
     # (1) float32 autograd of the old conv2d code; its own float32 error is ~2e-4 of the largest gradient
-    oa, ob = _grads(ssim_reference, x, y, w)
+    oa, ob = _grads(ssim_twin, x, y, w)
     for got, old in ((ga, oa), (gb, ob)):
         scale = float(old.abs().max())
         assert scale > 0
@@ -304,7 +304,7 @@ def test_ssim_gradients_real_400_against_old_torch(mic_pairs_400):
     # (3) float64 old code vs float64 kernels on a crop (the old float64 conv2d is slow): same gradient
     crop = (slice(None), slice(150, 246), slice(100, 228))
     ca, cb = _grads(ssim, x[crop].double(), y[crop].double(), w.double())
-    oa, ob = _grads(ssim_reference, x[crop].double(), y[crop].double(), w.double())
+    oa, ob = _grads(ssim_twin, x[crop].double(), y[crop].double(), w.double())
     torch.testing.assert_close(ca, oa, rtol=0, atol=1e-12 * float(oa.abs().max()))
     torch.testing.assert_close(cb, ob, rtol=0, atol=1e-12 * float(ob.abs().max()))
 

@@ -1,11 +1,12 @@
-"""The fast numba compositing (su.rasterize) against the float64 reference twin (reference.composite).
+"""The fast numba compositing (su.rasterize) against the float64 reference compositing (reference.composite).
 
 The reference composites the very projection rasterize used (render.project.project on the float32 scene,
-converted to float64), so compositing is compared in isolation; one test also runs the reference end to end
-(reference.project + reference.composite, float64). Colour, alpha, depth and the three derivative planes must
-agree to float32 round-off, per pixel and relative to each plane's largest magnitude. The only allowed
-exceptions are pixels where float32 flips a discrete decision (1/255 skip, 1e-4 stop, 0.99 clamp, tile
-membership, depth tie): those are counted, bounded (MAX_BAD_FRACTION of the pixels) and reported.
+converted to float64), so compositing is compared in isolation; one test also pairs su.rasterize with its twin
+reference.rasterize end to end (float64); tests/test_twins.py pairs every fast function with its twin. Colour,
+alpha, depth and the three derivative planes must agree to float32 round-off, per pixel and relative to each
+plane's largest magnitude. The only allowed exceptions are pixels where float32 flips a discrete decision
+(1/255 skip, 1e-4 stop, 0.99 clamp, tile membership, depth tie): those are counted, bounded (MAX_BAD_FRACTION
+of the pixels) and reported.
 """
 
 from __future__ import annotations
@@ -119,16 +120,16 @@ def test_opaque_scene_exercises_clamp_and_stop():
 
 
 def test_reference_end_to_end_float64():
-    """reference.project + reference.composite on the float64 scene vs su.rasterize (float32 throughout)."""
+    """reference.rasterize on the float64 scene vs su.rasterize (float32 throughout), same arguments."""
     cam = su.Camera.look_at([0.3, -0.2, -0.1], [0.0, 0.0, 3.0], [0.0, -1.0, 0.0], 60.0, 80, 56)
     scene = random_scene(1500, front_camera(80, 56), seed=9, sh_degree=3)
     for mode, bg in (("classic", BG), ("antialiased", (0.0, 0.0, 0.0))):
         out = su.rasterize(scene, cam, derivatives=True, background=bg, mode=mode)
-        r = ref.render(scene.to(torch.float64), cam, background=bg, mode=mode)
+        r = ref.rasterize(scene.to(torch.float64), cam, derivatives=True, background=bg, mode=mode)
         n_pix = cam.width * cam.height
         lines = []
         for name in PLANES:
-            scale, n_bad, worst = _stats(name, getattr(out, name), r[name])
+            scale, n_bad, worst = _stats(name, getattr(out, name), getattr(r, name))
             lines.append(f"{name}: {n_bad} px > {RTOL:g} (worst {worst:.1e})")
             assert n_bad <= MAX_BAD_FRACTION * n_pix, f"end-to-end {mode}: {', '.join(lines)}"
         print(f"end-to-end {mode}: {', '.join(lines)}")

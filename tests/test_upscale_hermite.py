@@ -11,7 +11,7 @@ import splatup as su
 from scenes import front_camera, random_scene
 from splatup.errors import SplatupInputError
 from splatup.pipeline import render_lowres
-from splatup.reference.hermite import upscale_reference
+from splatup.reference import upscale as upscale_twin
 from splatup.upscale.classic import upscale_classic
 from splatup.upscale.hermite import upscale
 
@@ -147,7 +147,7 @@ def test_fast_kernel_matches_reference_twin_float32(channels, lr, hr):
     g = torch.Generator().manual_seed(channels * 7 + h)
     xs = [torch.randn(2, h, w, channels, generator=g) for _ in range(4)]
     out = upscale(*xs, size=(H, W))
-    ref = upscale_reference(*(x.double() for x in xs), (H, W))
+    ref = upscale_twin(*(x.double() for x in xs), (H, W))
     assert out.dtype == torch.float32 and out.shape == (2, H, W, channels)
     torch.testing.assert_close(out.double(), ref, rtol=0, atol=2e-5)
     # unbatched input gives the unbatched result
@@ -208,7 +208,7 @@ def test_backward_matches_autograd_through_reference(lr, hr):
     xs = [torch.randn(3, h, w, 3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(4)]
     gy = torch.randn(3, H, W, 3, generator=gen, dtype=torch.float64)
     fast = torch.autograd.grad(upscale(*xs, size=(H, W)), xs, gy)
-    ref = torch.autograd.grad(upscale_reference(*xs, (H, W)), xs, gy)
+    ref = torch.autograd.grad(upscale_twin(*xs, (H, W)), xs, gy)
     for a, b in zip(fast, ref):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 

@@ -15,7 +15,6 @@ import splatup as su
 from splatup import viewpoints
 from splatup.errors import SplatupInputError
 from splatup.view.cameras import (
-    DEFAULT_UP,
     camera_from_pose,
     opening_view,
     quaternion_matrix,
@@ -75,21 +74,23 @@ def test_opening_view_frames_the_robust_centre_upright(shared_data):
     assert project(cam, centre.numpy() + radius * np.array(up))[1] < 200
 
 
-def test_resolve_up_given_estimated_or_default(monkeypatch, shared_data):
+def test_resolve_up_given_or_estimated(monkeypatch, shared_data):
     scene = su.load_scene(shared_data / "padilla_splats" / "spot" / "spot_10k.splat")
-    assert resolve_up(scene, "+z") == ((0.0, 0.0, 1.0), "given")
+    assert resolve_up(scene, "+z") == ((0.0, 0.0, 1.0), "given (--up)")
     assert resolve_up(scene, "0,0,-2")[0] == (0.0, 0.0, -1.0)
-    monkeypatch.delattr(viewpoints, "estimate_up", raising=False)
-    up, source = resolve_up(scene, "auto")
-    assert up == DEFAULT_UP and "default" in source
+    assert resolve_up(scene, (3.0, 0.0, 4.0))[0] == pytest.approx((0.6, 0.0, 0.8))
+    # 'auto' (the default) is splatup.viewpoints.estimate_up of the Gaussians, with its description
+    vec, estimate = viewpoints.estimate_up(scene)
+    up, source = resolve_up(scene)
+    assert up == pytest.approx(tuple(vec.tolist()), abs=1e-12) and estimate.describe() in source
     seen = {}
 
     def fake_estimate(g, cameras=None):
         seen["args"] = (g, cameras)
-        return torch.tensor([0.0, 0.0, 2.0])
+        return torch.tensor([0.0, 3.0, 4.0], dtype=torch.float64), estimate
 
-    monkeypatch.setattr(viewpoints, "estimate_up", fake_estimate, raising=False)
-    assert resolve_up(scene, "AUTO") == ((0.0, 0.0, 1.0), "estimated from the scene")
+    monkeypatch.setattr(viewpoints, "estimate_up", fake_estimate)
+    assert resolve_up(scene, "AUTO")[0] == pytest.approx((0.0, 0.6, 0.8))
     assert seen["args"] == (scene, None)
     with pytest.raises(SplatupInputError, match="--up"):
         resolve_up(scene, "sideways")

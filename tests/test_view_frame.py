@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 import splatup as su
+from splatup import pipeline
 from splatup.errors import SplatupInputError
-from splatup.view.frame import PHASES, crop_columns, render_frame, to_uint8
+from splatup.view.frame import PHASES, crop_columns, lowres_derivatives, render_frame, to_uint8
 from splatup.viewpoints import orbit_camera
 
 W, H = 128, 96
@@ -43,13 +44,45 @@ def test_native_frame_is_the_native_render(spot, cam):
     assert (f.image != np.array([51, 89, 102])).any(axis=2).mean() > 0.05  # the cow is in view
 
 
-@pytest.mark.parametrize("method", ["hermite", "fd-hermite", "bicubic", "lanczos", "bilinear", "nearest"])
+# every upscaling method of the pipeline, so that a method added there is checked here without a change
+@pytest.mark.parametrize("method", [m for m in pipeline.METHODS if m != "native"])
 def test_upscaled_frame_is_su_render(spot, cam, method):
     f = render_frame(spot, cam, method, 2.5)
     assert f.factor == 2.5 and f.lowres == (51, 38)  # floor(128 / 2.5), floor(96 / 2.5)
     assert_same_8bit(f.image, as8(su.render(spot, cam, scale=2.5, method=method)))
     assert set(f.phases) == set(PHASES) and f.phases["upscale"] > 0
     assert f.scaled_s == f.phases["composite"] > 0
+
+
+def test_each_method_gets_the_derivatives_its_upscaler_reads(spot, cam, monkeypatch):
+    # hermite reads dx, dy, dxy; every classic upscaler reads the colour only (a render without derivatives is
+    # enough for it, and cheaper)
+    assert lowres_derivatives("hermite") is True
+    for m in pipeline.METHODS:
+        if m not in ("native", "hermite") and m not in getattr(pipeline, "METHOD_DERIVATIVES", {}):
+            assert lowres_derivatives(m) is False
+    # a method the pipeline's table declares (as "hermite-first" will be) gets the table's derivatives
+    seen = []
+    real = pipeline.render_lowres
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["derivatives"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "METHOD_DERIVATIVES", {"hermite": True, "bicubic": "first"}, raising=False)
+    monkeypatch.setattr("splatup.view.frame.render_lowres", spy)
+    render_frame(spot, cam, "bicubic", 2.0)
+    render_frame(spot, cam, "nearest", 2.0)
+    assert seen == ["first", False]
+
+
+def test_a_tiny_image_caps_the_factor_at_its_size(spot, cam):
+    tiny = cam.resized(3, 2)
+    f = render_frame(spot, tiny, "hermite", 2.5)
+    assert f.factor == 2.0 and f.lowres == (1, 1) and f.image.shape == (2, 3, 3)
+    assert_same_8bit(f.image, as8(su.render(spot, tiny, scale=2.0, method="hermite")))
+    f = render_frame(spot, cam.resized(1, 40), "lanczos", 4.0)
+    assert f.factor == 1.0 and f.lowres is None  # a one-pixel-wide image is rendered natively
 
 
 def test_factor_one_renders_natively_and_equals_the_method_at_one(spot, cam):

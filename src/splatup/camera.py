@@ -47,7 +47,10 @@ def opengl_c2w_to_w2c(c2w: ArrayLike) -> torch.Tensor:
     """World-to-camera (OpenCV axes) from a camera-to-world 4x4 in OpenGL/Blender axes (NeRF, nerfstudio)."""
     m = _as_f64(c2w, "camera-to-world matrix", (4, 4)).clone()
     m[:3, 1:3] *= -1.0
-    return torch.linalg.inv(m)
+    try:
+        return torch.linalg.inv(m)
+    except torch.linalg.LinAlgError as e:
+        raise SplatupInputError(f"opengl_c2w_to_w2c: the camera-to-world matrix is singular: {m.tolist()}") from e
 
 
 @dataclass(frozen=True, eq=False)

@@ -98,6 +98,26 @@ def compare_view(
     return ViewComparison(cam, scale, nat, results, (lr_cam.height, lr_cam.width), t)
 
 
+def compare_views(
+    scene: Gaussians,
+    cams: Sequence[Camera],
+    scale: float,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    background: Sequence[float] = (0.0, 0.0, 0.0),
+    repeats: int = 3,
+    use_lpips: bool = True,
+    on_view: Callable[[int, int], None] | None = None,
+) -> list[ViewComparison]:
+    """:func:`compare_view` on every camera, in order; ``on_view(i, n)`` after view i (1-based) of n."""
+    views = []
+    for i, cam in enumerate(cams):
+        views.append(compare_view(scene, cam, scale, methods, background=background, repeats=repeats,
+                                  use_lpips=use_lpips))
+        if on_view:
+            on_view(i + 1, len(cams))
+    return views
+
+
 def detail_crop(img: torch.Tensor, frac: float = 0.22) -> tuple[int, int, int, int]:
     """(y0, x0, h, w) of a square window around the region of most image detail (largest local gradient energy)."""
     g = img.mean(-1).numpy().astype(np.float64)
@@ -176,4 +196,4 @@ def summarise(views: Sequence[ViewComparison]) -> dict[str, dict[str, float]]:
 
 
 __all__ = ["CLASSIC_METHODS", "DEFAULT_METHODS", "MethodResult", "ViewComparison", "compare_view",
-           "comparison_figure", "detail_crop", "quality_metrics", "summarise"]
+           "compare_views", "comparison_figure", "detail_crop", "quality_metrics", "summarise"]

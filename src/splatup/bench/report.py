@@ -35,17 +35,109 @@ def write_text(path: Path, text: str) -> None:
         f.write(text.encode("utf-8"))
 
 
-def write_json(path: Path, obj: object) -> None:
-    def clean(o):
-        if isinstance(o, float) and not math.isfinite(o):
-            return None if math.isnan(o) else ("inf" if o > 0 else "-inf")
-        if isinstance(o, dict):
-            return {k: clean(v) for k, v in o.items()}
-        if isinstance(o, (list, tuple)):
-            return [clean(v) for v in o]
-        return o
+#: keys whose null means +inf: a PSNR of identical images (as lists too: per frame, per pair of frames)
+INFINITE_KEYS = frozenset({"psnr", "tpsnr", "tpsnr_per_pair", "psnr_per_frame"})
+#: keys whose null means NaN: a metric that was not computed (LPIPS without its weights)
+NAN_KEYS = frozenset({"lpips", "ssim", "relative"})
 
-    write_text(path, json.dumps(clean(obj), indent=1))
+
+def json_ready(obj: object) -> object:
+    """``obj`` with every non-finite float replaced by None, so that it is strict JSON (RFC 8259 has no NaN or
+    Infinity; a string "inf" would not be a number). What a null means is fixed by its key: +inf under
+    :data:`INFINITE_KEYS` (a PSNR of identical images), NaN under :data:`NAN_KEYS` (not computed);
+    :func:`read_json` restores both. -inf has no such meaning and is refused."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        if obj == -math.inf:
+            raise ValueError("json_ready: -inf is no value of any metric written here")
+        return None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def _restore(obj: object, key: str | None = None) -> object:
+    if obj is None:
+        return math.inf if key in INFINITE_KEYS else (math.nan if key in NAN_KEYS else None)
+    if isinstance(obj, dict):
+        return {k: _restore(v, k) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_restore(v, key) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj: object) -> None:
+    """Write ``obj`` as strict JSON (atomically): non-finite numbers as null, see :func:`json_ready`."""
+    write_text(path, json.dumps(json_ready(obj), indent=1, allow_nan=False))
+
+
+def read_json(path: Path) -> object:
+    """Read a JSON file written by :func:`write_json` with the metrics' nulls turned back into numbers: +inf under
+    :data:`INFINITE_KEYS`, NaN under :data:`NAN_KEYS`; any other null stays None."""
+    return _restore(json.loads(Path(path).read_text()))
+
+
+def write_compare_report(out_dir: Path, scene_name: str, views: Sequence, repeats: int, scene: str | None = None,
+                         title: str | None = None) -> dict[str, dict[str, float]]:
+    """Write a comparison of ``views`` (:class:`splatup.bench.compare.ViewComparison`, one per camera) to
+    ``out_dir``: compare_view<i>.png grids, report.md and metrics.json. Returns the summary (method -> mean metrics,
+    median time, speed-up over native)."""
+    from .compare import comparison_figure, summarise
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for i, v in enumerate(views):
+        cam = v.camera
+        comparison_figure(v, out_dir / f"compare_view{i}.png",
+                          title=f"{scene_name}, view {i}: {cam.width}x{cam.height} from "
+                                f"{v.lowres_size[1]}x{v.lowres_size[0]} (x{v.scale:g})")
+    summary = summarise(views)
+    v0 = views[0]
+    cam0 = v0.camera
+    md = [f"# {title or 'splatup compare'}: {scene_name}", "",
+          f"{len(views)} view(s) at {cam0.width}x{cam0.height}, factor x{v0.scale:g} (low-res render "
+          f"{v0.lowres_size[1]}x{v0.lowres_size[0]}, dilation matched to the native 0.3 px^2). "
+          "Metrics are against the native full-size render, averaged over views; time per frame is the median of "
+          f"{repeats} repeats (render + upscale).", "", markdown_table(summary), ""]
+    md += [f"![view {i}](compare_view{i}.png)" for i in range(len(views))]
+    write_text(out_dir / "report.md", "\n".join(md) + "\n")
+    write_json(out_dir / "metrics.json", {
+        "scene": scene or scene_name, "scale": v0.scale, "width": cam0.width, "height": cam0.height,
+        "lowres": list(v0.lowres_size), "repeats": repeats, "summary": summary,
+        "views": [{m: {"time_s": r.time_s, **r.metrics} for m, r in v.methods.items()} | {
+            "native": {"time_s": v.native.time_s}} for v in views]})
+    return summary
+
+
+def write_path_report(out_dir: Path, scene_name: str, cmp, path_kind: str, scene: str | None = None,
+                      title: str | None = None) -> Path:
+    """Write a path comparison (:class:`splatup.bench.temporal.PathComparison`) to ``out_dir``: report.md with the
+    temporal-stability table, temporal.json (with per-frame PSNR and per-pair tPSNR) and frame_strip.png. Returns
+    report.md's path."""
+    from .temporal import frame_strip
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    h, w = cmp.size
+    lh, lw = cmp.lowres_size
+    frame_strip(cmp, out_dir / "frame_strip.png",
+                title=f"{scene_name}: {path_kind} path, {w}x{h} from {lw}x{lh} (x{cmp.scale:g}), first frames")
+    md = [f"# {title or 'splatup compare --path'}: {scene_name}", "",
+          f"{cmp.frames} frames of a {path_kind} path at {w}x{h}, factor x{cmp.scale:g} (low-res {lw}x{lh}, dilation "
+          "matched to the native 0.3 px^2). Temporal figures compare each method's frame-to-frame change with the "
+          "native path's (tPSNR: PSNR of the difference of the changes; relative: its RMS over the RMS of native's "
+          "change); PSNR / SSIM: per frame against native, averaged.", "",
+          "| method | tPSNR (dB) | tRMSE | relative flicker | PSNR (dB) | SSIM |", "|---|---:|---:|---:|---:|---:|"]
+    for m, r in cmp.methods.items():
+        md.append(f"| {m} | {_fmt(r['tpsnr'], 2)} | {r['trmse']:.5f} | {_fmt(r['relative'], 3)} | "
+                  f"{_fmt(r['psnr'], 2)} | {_fmt(r['ssim'], 4)} |")
+    md += ["", "![frame strip](frame_strip.png)", ""]
+    write_text(out_dir / "report.md", "\n".join(md))
+    write_json(out_dir / "temporal.json", {"scene": scene or scene_name, "path": path_kind, "frames": cmp.frames,
+                                           "scale": cmp.scale, "width": w, "height": h, "lowres": [lw, lh],
+                                           "methods": cmp.methods})
+    return out_dir / "report.md"
 
 
 def quality_time_plot(rows: Sequence[dict], path: Path, title: str) -> None:

@@ -12,7 +12,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..render.composite import ALPHA_MAX, ALPHA_MIN, LANES, T_MIN
+from ..render.lanes import ALPHA_MAX, ALPHA_MIN, T_MIN
+from ..render.lanes import TILE as LANES
 
 # flop-equivalents per Gaussian-pixel evaluation of the blocked kernels, counted in research/kernels.md
 FLOPS_PER_EVAL = {"plain": 48, "derivatives": 104}

@@ -11,12 +11,13 @@ Readers:
 - :func:`split_llff` — the 3DGS train/test split (every ``llffhold``-th view by name is a test view).
 
 The readers do not decode images (sizes come from the metadata or from image headers); use
-:func:`splatup.io.images.read_image` on ``View.image_path``.
+:func:`splatup.io.images.read_image` on ``View.image_path``. Every value read from a file passes the checks of
+:mod:`splatup.io._validate` (JSON depth and numbers, sizes, poses, paths that stay inside the dataset), so a bad
+file raises :class:`SceneFormatError` naming the file, the record and the field.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import struct
@@ -30,6 +31,7 @@ from numba import njit
 
 from ..camera import Camera, opengl_c2w_to_w2c
 from ..errors import SceneFormatError, SplatupInputError
+from . import _validate as check
 from .images import image_size
 
 
@@ -99,35 +101,36 @@ _PINHOLE_MODELS = ("OPENCV", "PINHOLE", "SIMPLE_PINHOLE")
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            meta = json.load(f)
-    except OSError as e:
-        raise SplatupInputError(f"{path}: cannot read: {e}") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise SceneFormatError(f"{path}: not valid JSON: {e}") from e
+    meta = check.read_json(path)
     if not isinstance(meta, dict) or not isinstance(meta.get("frames"), list) or not meta["frames"]:
         raise SceneFormatError(f"{path}: expected a JSON object with a non-empty 'frames' list")
     return meta
 
 
+def _is_file(p: Path) -> bool:
+    """Path.is_file, with False also for names the OS refuses (too long with an added extension)."""
+    try:
+        return p.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _frame_image(base: Path, file_path: object, where: str) -> Path:
-    if not isinstance(file_path, str) or not file_path:
-        raise SceneFormatError(f"{where}: 'file_path' must be a non-empty string, got {file_path!r}")
-    p = base / file_path
-    if p.is_file():
+    """The image of a frame: ``file_path`` inside ``base``, as given or (NeRF-synthetic) plus .png/.jpg/.jpeg."""
+    p = check.path_inside(base, file_path, "file_path", where)
+    if _is_file(p):
         return p
     if not p.suffix:
         for ext in (".png", ".jpg", ".jpeg"):
-            if p.with_suffix(ext).is_file():
-                return p.with_suffix(ext)
+            if _is_file(p.parent / (p.name + ext)):
+                return p.parent / (p.name + ext)
     raise SplatupInputError(f"{where}: image file {p}{'[.png]' if not p.suffix else ''} not found")
 
 
-def _number(v: object, key: str, where: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise SceneFormatError(f"{where}: '{key}' must be a finite number, got {v!r}")
-    return float(v)
+def _focal_from_angle(size: int, angle: object, field: str, where: str) -> float:
+    """Focal length in pixels of an image ``size`` pixels across with the angle of view ``angle`` (radians)."""
+    half = math.tan(0.5 * check.field_of_view(angle, field, where))  # 0.0 for an angle of 5e-324
+    return check.positive(0.5 * size / half if half > 0 else math.inf, f"focal length from {field}", where)
 
 
 def _frame_camera(meta: dict, frame: dict, image: Path, where: str) -> Camera:
@@ -135,13 +138,13 @@ def _frame_camera(meta: dict, frame: dict, image: Path, where: str) -> Camera:
         return frame.get(key, meta.get(key))
 
     model = get("camera_model") or "OPENCV"
-    if model not in _PINHOLE_MODELS:
+    if not isinstance(model, str) or model not in _PINHOLE_MODELS:
         raise SplatupInputError(
-            f"{where}: camera_model {model!r} is not supported; splatup needs undistorted pinhole images "
+            f"{where}: camera_model {check.brief(model)} is not supported; splatup needs undistorted pinhole images "
             "(PINHOLE / OPENCV without distortion)"
         )
     dist = {k: get(k) for k in _NERF_DISTORTION_KEYS if get(k) is not None}
-    nonzero = {k: v for k, v in dist.items() if _number(v, k, where) != 0.0}
+    nonzero = {k: v for k, v in dist.items() if check.finite(v, k, where) != 0.0}
     if nonzero:
         raise SplatupInputError(
             f"{where}: lens distortion {nonzero} is not supported; undistort the images first "
@@ -150,30 +153,20 @@ def _frame_camera(meta: dict, frame: dict, image: Path, where: str) -> Camera:
     w, h = get("w"), get("h")
     if w is None or h is None:
         w, h = image_size(image)
-    w = int(_number(w, "w", where))
-    h = int(_number(h, "h", where))
+    w, h = check.image_dims(w, h, where, ("w", "h"))
     if get("fl_x") is not None:
-        fx = _number(get("fl_x"), "fl_x", where)
-        fy = _number(get("fl_y"), "fl_y", where) if get("fl_y") is not None else fx
+        fx = check.positive(get("fl_x"), "fl_x", where)
+        fy = check.positive(get("fl_y"), "fl_y", where) if get("fl_y") is not None else fx
     elif get("camera_angle_x") is not None:
-        ax = _number(get("camera_angle_x"), "camera_angle_x", where)
-        fx = 0.5 * w / math.tan(0.5 * ax)
+        fx = _focal_from_angle(w, get("camera_angle_x"), "camera_angle_x", where)
         ay = get("camera_angle_y")
-        fy = 0.5 * h / math.tan(0.5 * _number(ay, "camera_angle_y", where)) if ay is not None else fx
+        fy = _focal_from_angle(h, ay, "camera_angle_y", where) if ay is not None else fx
     else:
         raise SceneFormatError(f"{where}: no focal length: expected 'camera_angle_x' or 'fl_x'")
-    cx = _number(get("cx"), "cx", where) if get("cx") is not None else w / 2
-    cy = _number(get("cy"), "cy", where) if get("cy") is not None else h / 2
+    cx = check.finite(get("cx"), "cx", where) if get("cx") is not None else w / 2
+    cy = check.finite(get("cy"), "cy", where) if get("cy") is not None else h / 2
 
-    m = frame.get("transform_matrix")
-    try:
-        c2w = np.asarray(m, dtype=np.float64)
-    except (TypeError, ValueError) as e:
-        raise SceneFormatError(f"{where}: 'transform_matrix' must be a 4x4 (or 3x4) numeric matrix") from e
-    if c2w.shape == (3, 4):
-        c2w = np.vstack([c2w, [0.0, 0.0, 0.0, 1.0]])
-    if c2w.shape != (4, 4) or not np.isfinite(c2w).all():
-        raise SceneFormatError(f"{where}: 'transform_matrix' must be a finite 4x4 (or 3x4) matrix, got {m!r}")
+    c2w = check.rigid_transform(frame.get("transform_matrix"), "transform_matrix", where)
     K = torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=torch.float64)
     try:
         return Camera(opengl_c2w_to_w2c(c2w), K, w, h)
@@ -187,15 +180,16 @@ def _read_point_ply(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
     try:
         v = plyfile.PlyData.read(str(path))["vertex"].data
-        xyz = np.stack([v[k] for k in ("x", "y", "z")], axis=1).astype(np.float32)
-        rgb = np.stack([v[k] for k in ("red", "green", "blue")], axis=1).astype(np.float32) / 255.0
+        xyz = np.stack([v[k] for k in ("x", "y", "z")], axis=1)
+        rgb = np.stack([v[k] for k in ("red", "green", "blue")], axis=1).astype(np.float64) / 255.0
     except OSError as e:
         raise SplatupInputError(f"{path}: cannot read point cloud: {e}") from e
     except Exception as e:  # plyfile parse errors, missing properties
         raise SceneFormatError(f"{path}: bad point-cloud .ply ({type(e).__name__}: {e})") from e
-    if not np.isfinite(xyz).all():
-        raise SceneFormatError(f"{path}: point positions contain NaN or Inf")
-    return torch.from_numpy(xyz), torch.from_numpy(rgb)
+    xyz = check.finite_points(xyz, str(path))
+    if not ((rgb >= 0) & (rgb <= 1)).all():  # also False for NaN
+        raise SceneFormatError(f"{path}: point colours 'red', 'green', 'blue' must be in 0..255")
+    return torch.from_numpy(xyz), torch.from_numpy(rgb.astype(np.float32))
 
 
 def read_nerf_synthetic(root: str | os.PathLike, split: str = "train") -> Dataset:
@@ -244,12 +238,13 @@ def read_nerf_synthetic(root: str | os.PathLike, split: str = "train") -> Datase
         if not isinstance(frame, dict):
             raise SceneFormatError(f"{where}: expected a JSON object, got {type(frame).__name__}")
         image = _frame_image(base, frame.get("file_path"), where)
-        cam = _frame_camera(meta, frame, image, f"{where} ({frame.get('file_path')})")
+        cam = _frame_camera(meta, frame, image, f"{where} ({check.brief(frame.get('file_path'))})")
         views.append(View(name=image.relative_to(base).as_posix(), camera=cam, image_path=image))
 
     points = colors = None
     if nerfstudio and meta.get("ply_file_path"):
-        points, colors = _read_point_ply(base / str(meta["ply_file_path"]))
+        ply = check.path_inside(base, meta["ply_file_path"], "ply_file_path", str(json_path))
+        points, colors = _read_point_ply(ply)
     ds = Dataset(views, points, colors, "nerfstudio" if nerfstudio else "nerf_synthetic", base)
     if json_path.name == "transforms.json" and not isinstance(meta.get(f"{split}_filenames"), list):
         ds = _select_split(replace(ds, views=sorted(ds.views, key=lambda v: v.name)), split, str(json_path))
@@ -279,18 +274,34 @@ SUPPORTED_COLMAP_MODELS = ("SIMPLE_PINHOLE", "PINHOLE")
 
 @dataclass
 class _ColmapCamera:
+    """A checked PINHOLE / SIMPLE_PINHOLE camera: size and intrinsics in pixels."""
+
     model: str
     width: int
     height: int
-    params: tuple[float, ...]
+    fx: float
+    fy: float
+    cx: float
+    cy: float
 
 
 @dataclass
 class _ColmapImage:
+    image_id: int
     qvec: tuple[float, float, float, float]  # w x y z, world -> camera
     tvec: tuple[float, float, float]
     camera_id: int
     name: str
+
+
+def _colmap_camera(model: str, width: object, height: object, params: tuple[float, ...], where: str) -> _ColmapCamera:
+    """Check a supported camera's size and parameters (SIMPLE_PINHOLE: f cx cy; PINHOLE: fx fy cx cy)."""
+    w, h = check.image_dims(width, height, where)
+    names = ("f", "cx", "cy") if model == "SIMPLE_PINHOLE" else ("fx", "fy", "cx", "cy")
+    p = dict(zip(names, params, strict=True))
+    fx = check.positive(p["f" if model == "SIMPLE_PINHOLE" else "fx"], names[0], where)
+    fy = fx if model == "SIMPLE_PINHOLE" else check.positive(p["fy"], "fy", where)
+    return _ColmapCamera(model, w, h, fx, fy, check.finite(p["cx"], "cx", where), check.finite(p["cy"], "cy", where))
 
 
 def _unsupported_model(model: str, camera_id: int, path: Path) -> SplatupInputError:
@@ -357,7 +368,7 @@ def _read_cameras_bin(path: Path) -> dict[int, _ColmapCamera]:
         model, k = COLMAP_MODELS[model_id]
         if model not in SUPPORTED_COLMAP_MODELS:
             raise _unsupported_model(model, cam_id, path)
-        cams[cam_id] = _ColmapCamera(model, w, h, r.unpack(f"{k}d"))
+        cams[cam_id] = _colmap_camera(model, w, h, r.unpack(f"{k}d"), f"{path}: camera {cam_id}")
     r.finish()
     return cams
 
@@ -377,7 +388,7 @@ def _read_images_bin(path: Path) -> dict[int, _ColmapImage]:
         r.off = end + 1
         (npts,) = r.unpack("Q")
         r.skip(24 * npts)  # points2D: f64 x, f64 y, i64 point3D_id
-        images[image_id] = _ColmapImage((qw, qx, qy, qz), (tx, ty, tz), cam_id, name)
+        images[image_id] = _ColmapImage(image_id, (qw, qx, qy, qz), (tx, ty, tz), cam_id, name)
     r.finish()
     return images
 
@@ -451,7 +462,7 @@ def _read_cameras_txt(path: Path) -> dict[int, _ColmapCamera]:
             raise SceneFormatError(
                 f"{path}:{ln}: camera {cam_id} ({model}) needs {_MODEL_PARAMS[model]} parameters, got {len(params)}"
             )
-        cams[cam_id] = _ColmapCamera(model, w, h, params)
+        cams[cam_id] = _colmap_camera(model, w, h, params, f"{path}:{ln}: camera {cam_id}")
     return cams
 
 
@@ -477,7 +488,7 @@ def _read_images_txt(path: Path) -> dict[int, _ColmapImage]:
                 f"{path}:{ln}: expected 'IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME': {line!r}"
             ) from e
         i += 1
-        images[image_id] = _ColmapImage(q, t, cam_id, name)  # type: ignore[arg-type]
+        images[image_id] = _ColmapImage(image_id, q, t, cam_id, name)  # type: ignore[arg-type]
     return images
 
 
@@ -515,7 +526,11 @@ def find_colmap_model(root: Path) -> tuple[Path, str] | None:
 
 
 def _qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
-    """[N, 4] (w, x, y, z) -> [N, 3, 3], normalising first."""
+    """[N, 4] (w, x, y, z) quaternions, finite and non-zero, -> [N, 3, 3] rotation matrices.
+
+    Scaled by the largest component before normalising, so 1e200 or 1e-300 entries neither overflow nor vanish.
+    """
+    q = q / np.abs(q).max(axis=1, keepdims=True)
     q = q / np.linalg.norm(q, axis=1, keepdims=True)
     w, x, y, z = q.T
     return np.stack(
@@ -526,6 +541,15 @@ def _qvec_to_rotmat(q: np.ndarray) -> np.ndarray:
         ],
         axis=1,
     ).reshape(-1, 3, 3)
+
+
+def _check_pose(im: _ColmapImage, where: str) -> None:
+    """A finite, non-zero quaternion (any scale: it is normalised) and a translation within float32 range."""
+    q = [check.finite(v, f"q{c}", where, limit=math.inf) for v, c in zip(im.qvec, "wxyz", strict=True)]
+    if not any(q):
+        raise SceneFormatError(f"{where}: the quaternion (qw, qx, qy, qz) is zero; a rotation needs a non-zero one")
+    t = [check.finite(v, f"t{c}", where) for v, c in zip(im.tvec, "xyz", strict=True)]
+    check.check_translation(np.array(t), "tvec", where)
 
 
 def read_colmap(
@@ -572,16 +596,16 @@ def read_colmap(
         raise SceneFormatError(f"{model_dir / ('images' + ext)}: the model has no images")
 
     order = sorted(imgs.values(), key=lambda im: im.name)
+    img_root = root / images_dir
+    images_file = model_dir / ("images" + ext)
+    paths = []
+    for im in order:
+        where = f"{images_file}: image {im.image_id}"
+        paths.append(check.path_inside(img_root, im.name, "NAME", where))
+        _check_pose(im, where)
     q = np.array([im.qvec for im in order], dtype=np.float64)
     t = np.array([im.tvec for im in order], dtype=np.float64)
-    bad = ~np.isfinite(q).all(1) | ~np.isfinite(t).all(1) | (np.linalg.norm(q, axis=1) == 0)
-    if bad.any():
-        im = order[int(np.flatnonzero(bad)[0])]
-        raise SceneFormatError(
-            f"{model_dir / ('images' + ext)}: image {im.name!r} has a non-finite pose or a zero quaternion"
-        )
     R = _qvec_to_rotmat(q)
-    img_root = root / images_dir
     views = []
     for k, im in enumerate(order):
         if im.camera_id not in cams:
@@ -590,23 +614,18 @@ def read_colmap(
                 f"which is not in {model_dir / ('cameras' + ext)}"
             )
         c = cams[im.camera_id]
-        if c.model == "SIMPLE_PINHOLE":
-            f, cx, cy = c.params
-            fx = fy = f
-        else:
-            fx, fy, cx, cy = c.params
         w2c = np.eye(4)
         w2c[:3, :3] = R[k]
         w2c[:3, 3] = t[k]
-        K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+        K = np.array([[c.fx, 0.0, c.cx], [0.0, c.fy, c.cy], [0.0, 0.0, 1.0]])
         try:
             cam = Camera(torch.from_numpy(w2c), torch.from_numpy(K), c.width, c.height)
         except SplatupInputError as e:
             raise SceneFormatError(f"{model_dir}: image {im.name!r}, camera {im.camera_id}: {e}") from e
-        views.append(View(name=im.name, camera=cam, image_path=img_root / im.name))
+        views.append(View(name=im.name, camera=cam, image_path=paths[k]))
 
     if check_images:
-        missing = [v.image_path for v in views if not v.image_path.is_file()]
+        missing = [v.image_path for v in views if not _is_file(v.image_path)]
         if missing:
             raise SplatupInputError(
                 f"{root}: {len(missing)} of {len(views)} images named in the COLMAP model are missing, "
@@ -616,9 +635,7 @@ def read_colmap(
     points = colors = None
     if pts is not None:
         xyz, rgb = pts
-        if not np.isfinite(xyz).all():
-            raise SceneFormatError(f"{pts_path}: point positions contain NaN or Inf")
-        points = torch.from_numpy(xyz.astype(np.float32))
+        points = torch.from_numpy(check.finite_points(xyz, str(pts_path)))
         colors = torch.from_numpy(rgb.astype(np.float32) / np.float32(255.0))
     return Dataset(views, points, colors, "colmap", root)
 

@@ -1,33 +1,74 @@
 """Image files: read as float32 [H, W, 3] in [0, 1] (alpha composited), area downsampling, atomic PNG/JPEG writes.
 
-Images are sRGB values as 3DGS trains on them; nothing is linearised.
+Images are sRGB values as 3DGS trains on them; nothing is linearised. Reading checks the size in the header
+against :data:`~splatup.io._validate.MAX_IMAGE_PIXELS` before decoding, and any failure of the decoder on a
+truncated or corrupt file becomes a :class:`SceneFormatError` naming the file.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..errors import SceneFormatError, SplatupInputError
 from ._atomic import atomic_write, check_destination
+from ._validate import MAX_IMAGE_PIXELS, check_image_pixels
 
 WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
+def _claimed_size(path: Path, error: Exception) -> str:
+    """The size an image header claims, for the message when Pillow's own bomb guard refused the file: the
+    header parsed by the format's Pillow plugin (which does not run the guard), else the pixel count Pillow gave."""
+    try:
+        with open(path, "rb") as f:
+            prefix = f.read(16)
+            for fmt in Image.ID:
+                factory, accept = Image.OPEN[fmt]
+                accepted = accept(prefix) if accept is not None else True
+                if accepted and not isinstance(accepted, str):  # a str is Pillow's "maybe, with a warning"
+                    f.seek(0)
+                    try:
+                        w, h = factory(f, str(path)).size
+                    except Exception:  # not this format; try the next plugin
+                        continue
+                    return f"{w} x {h} = {w * h:,} pixels"
+    except OSError:
+        pass
+    m = re.search(r"\((\d+) pixels\)", str(error))
+    return f"{int(m.group(1)):,} pixels" if m else "more pixels than Pillow's limit"
+
+
 def _open(path: Path) -> Image.Image:
+    """Open an image lazily (header only), refusing a size above MAX_IMAGE_PIXELS before any decoding."""
     if not path.exists():
         raise SplatupInputError(f"{path}: image file not found")
     if path.is_dir():
         raise SplatupInputError(f"{path}: is a directory, expected an image file")
     try:
-        return Image.open(path)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, below
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise SceneFormatError(
+            f"{path}: image header claims {_claimed_size(path, e)}; splatup reads images of at most "
+            f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or downscale the image first)"
+        ) from e
+    except Exception as e:  # Pillow's plugins raise many types on corrupt headers
         raise SceneFormatError(f"{path}: cannot read image ({type(e).__name__}: {e})") from e
+    try:
+        check_image_pixels(im.width, im.height, f"{path}: image header")
+    except SceneFormatError:
+        im.close()
+        raise
+    return im
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -51,24 +92,36 @@ def _check_background(background: Sequence[float] | None) -> np.ndarray:
 
 
 def _decode(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
-    """Pixels as float32 RGB [H, W, 3] in [0, 1] and alpha [H, W, 1] (None if the image has none)."""
-    with _open(path) as im:
+    """Pixels as float32 RGB [H, W, 3] in [0, 1] and alpha [H, W, 1] (None if the image has none).
+
+    The decoder's 8-bit pixels are copied out and Pillow's images closed before the float arrays are made, so the
+    peak memory is the larger of the two stages, not their sum."""
+    with _open(path) as im, warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size was checked by _open
         try:
             mode = im.mode
-            if mode.startswith("I;16") or mode in ("I", "F"):  # 16-bit / float greyscale
-                arr = np.asarray(im, dtype=np.float32)
-                if mode != "F":
-                    arr = arr / 65535.0
-                rgb = np.repeat(arr[..., None], 3, axis=2)
-                return np.ascontiguousarray(rgb, dtype=np.float32), None
-            has_alpha = "A" in mode or "transparency" in im.info  # RGBA, LA, PA, or a tRNS palette / colour key
-            conv = im.convert("RGBA" if has_alpha else "RGB")
-            arr = np.asarray(conv, dtype=np.float32) / np.float32(255.0)
-        except (OSError, ValueError, SyntaxError) as e:  # truncated / corrupt data found while decoding
+            if mode.startswith("I;16") or mode in ("I", "F"):  # 16-bit / 32-bit int / float greyscale
+                grey = np.array(im, dtype=np.float32)  # a writable copy
+                has_alpha = None
+            else:
+                has_alpha = "A" in mode or "transparency" in im.info  # RGBA, LA, PA, or a tRNS palette / colour key
+                with im.convert("RGBA" if has_alpha else "RGB") as conv:
+                    pixels = np.asarray(conv)  # uint8 [H, W, 3 | 4]
+        except Exception as e:  # truncated / corrupt data; Pillow raises many types
             raise SceneFormatError(f"{path}: cannot decode image ({type(e).__name__}: {e})") from e
+    if has_alpha is None:
+        if mode == "F":
+            if not np.isfinite(grey).all():
+                raise SceneFormatError(f"{path}: float image has NaN or Inf pixel values")
+        else:
+            grey /= np.float32(65535.0)
+        np.clip(grey, 0.0, 1.0, out=grey)
+        return np.repeat(grey[..., None], 3, axis=2), None
+    rgb = np.empty(pixels.shape[:2] + (3,), dtype=np.float32)
+    np.divide(pixels[..., :3], np.float32(255.0), out=rgb)
     if has_alpha:
-        return arr[..., :3], arr[..., 3:4]
-    return arr, None
+        return rgb, pixels[..., 3:4] / np.float32(255.0)
+    return rgb, None
 
 
 def _area_axis(x: np.ndarray, n_out: int, axis: int) -> np.ndarray:
@@ -125,7 +178,8 @@ def read_image(
     """Read an image file as float32 [H, W, 3] in [0, 1].
 
     Args:
-        path: PNG, JPEG or anything Pillow reads. 8-bit values map to v / 255, 16-bit greyscale to v / 65535.
+        path: PNG, JPEG or anything Pillow reads. 8-bit values map to v / 255, 16-bit (and 32-bit integer)
+            greyscale to v / 65535, float greyscale as it is; both clipped to [0, 1].
         background: (r, g, b) in [0, 1] to composite RGBA (or paletted-with-transparency) images over:
             ``rgb * a + bg * (1 - a)``. With ``None`` an image with alpha is composited over **black**
             (``rgb * a``). Images without alpha are returned as they are.
@@ -139,8 +193,11 @@ def read_image(
     path = Path(path)
     bg = _check_background(background)
     rgb, alpha = _decode(path)
-    if alpha is not None:
-        rgb = rgb * alpha + bg * (np.float32(1.0) - alpha)
+    if alpha is not None:  # rgb * a + bg * (1 - a), in place
+        rgb *= alpha
+        inv = np.float32(1.0) - alpha[..., 0]
+        for c in range(3):
+            rgb[..., c] += bg[c] * inv
     if size is not None:
         return area_downsample(rgb, size)
     return torch.from_numpy(np.ascontiguousarray(rgb, dtype=np.float32))

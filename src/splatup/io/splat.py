@@ -56,7 +56,8 @@ def decode_splat(buffer: bytes | bytearray | memoryview | np.ndarray, source: st
     n = len(rec)
 
     pos = rec["pos"].astype(np.float32)
-    scale = rec["scale"].astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a signalling NaN warns when widened; it is reported below
+        scale = rec["scale"].astype(np.float64)
     for field, arr in (("pos", pos), ("scale", scale)):
         bad = ~np.isfinite(arr).all(axis=1)
         if bad.any():

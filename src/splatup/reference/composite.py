@@ -24,7 +24,11 @@ walked in segments, carrying (T, S_x, S_y, S_xy, sums) from one to the next and 
 stopped; within a segment alpha is evaluated for every (point, entry) and the compositing runs over each
 point's valid entries only (alpha >= 1/255, left-packed in order; skipped entries change nothing). All of it
 in the dtype of the inputs (float64 for an oracle) and differentiable by autograd (the discrete decisions
-are constants).
+are constants). ``derivatives="first"`` carries only S_x, S_y: dC/dx, dC/dy exactly as in the full mode,
+d2C/dxdy returned as zeros.
+
+:func:`composite` is the building block of :func:`splatup.reference.rasterize` (which returns a RasterOutput);
+it also evaluates arbitrary points and returns the decision trace that the tests inspect.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import fields, replace
 
+import numpy as np
 import torch
 
+from ..errors import SplatupInputError
 from ..render.project import Projected
+from .tiles import Bins, bin_gaussians, depth_order, tile_ranges
 
 ALPHA_MIN = 1.0 / 255.0
 ALPHA_MAX = 0.99
@@ -43,35 +50,24 @@ T_MIN = 1e-4
 # decision codes per (point, list entry) in the trace
 SKIPPED, STOPPED, CLAMPED, SMOOTH = 0, 1, 2, 3
 MAX_POINTS = 4096  # points evaluated together
+DERIVATIVE_VALUES = (False, True, "first")
+
+
+def derivative_order(derivatives: bool | str, fn: str) -> int:
+    """0, 1 or 2 for ``derivatives`` False, "first" or True (numpy bools too); SplatupInputError naming the
+    argument otherwise."""
+    if isinstance(derivatives, str):
+        if derivatives == "first":
+            return 1
+    elif isinstance(derivatives, (bool, np.bool_)):
+        return 2 if derivatives else 0
+    raise SplatupInputError(f"{fn}: derivatives must be True, False or 'first', got {derivatives!r}")
 
 
 def projected_to(proj: Projected, dtype: torch.dtype) -> Projected:
     """Copy of ``proj`` with every floating-point field converted to ``dtype`` (visible stays bool)."""
     vals = {f.name: getattr(proj, f.name) for f in fields(proj)}
     return replace(proj, **{k: v.to(dtype) for k, v in vals.items() if v is not None and v.is_floating_point()})
-
-
-def tile_ranges(proj: Projected, width: int, height: int, tile_size: int = 16) -> torch.Tensor:
-    """[N, 4] int64 (tx0, tx1, ty0, ty1): inclusive tile ranges of each Gaussian (empty if tx0 > tx1).
-
-    tx0 = max(0, floor((m_x - e_x) / tile)), tx1 = min(tiles_x - 1, floor((m_x + e_x) / tile)), same in y.
-    Computed in floating point (no integer overflow for huge extents) and only then clamped.
-    """
-    ntx, nty = -(-width // tile_size), -(-height // tile_size)
-    m, e = proj.means2d.detach(), proj.extents.detach()
-    lo = torch.floor((m - e) / tile_size)
-    hi = torch.floor((m + e) / tile_size)
-    tx0 = lo[:, 0].clamp(min=0, max=ntx)
-    ty0 = lo[:, 1].clamp(min=0, max=nty)
-    tx1 = hi[:, 0].clamp(min=-1, max=ntx - 1)
-    ty1 = hi[:, 1].clamp(min=-1, max=nty - 1)
-    return torch.stack([tx0, tx1, ty0, ty1], dim=-1).to(torch.int64)
-
-
-def depth_order(proj: Projected) -> torch.Tensor:
-    """Indices of the visible Gaussians, front to back, ties in index order. int64 [N_visible]."""
-    idx = torch.nonzero(proj.visible, as_tuple=False).flatten()
-    return idx[torch.sort(proj.depths.detach()[idx], stable=True).indices]
 
 
 def _excl_cumsum(v: torch.Tensor) -> torch.Tensor:
@@ -89,27 +85,32 @@ class _State:
 
     T: product of (1 - alpha) over the contributing entries so far; S_x, S_y, S_xy: the closed-form sums (so
     T_x = T S_x, T_xy = T (S_x S_y + S_xy)); done: the point has stopped (nothing later contributes);
-    sums of colour, depth and derivative weights; number of contributors.
+    sums of colour, depth and derivative weights; number of contributors. ``order``: 0 no derivatives,
+    1 first (S_x, S_y, dx, dy), 2 also the mixed second derivative (S_xy, dxy).
     """
 
-    NAMES = ("T", "color", "depth", "count", "Sx", "Sy", "Sxy", "dx", "dy", "dxy")
+    NAMES = {0: ("T", "color", "depth", "count"),
+             1: ("T", "color", "depth", "count", "Sx", "Sy", "dx", "dy"),
+             2: ("T", "color", "depth", "count", "Sx", "Sy", "dx", "dy", "Sxy", "dxy")}
 
-    def __init__(self, n: int, dt: torch.dtype, derivatives: bool):
-        self.derivatives = derivatives
+    def __init__(self, n: int, dt: torch.dtype, order: int):
+        self.order = order
         z = torch.zeros(n, dtype=dt)
         self.T = torch.ones(n, dtype=dt)
         self.done = torch.zeros(n, dtype=torch.bool)
         self.color = torch.zeros(n, 3, dtype=dt)
         self.depth = z
         self.count = torch.zeros(n, dtype=torch.int64)
-        if derivatives:
-            self.Sx, self.Sy, self.Sxy = z, z, z
+        if order >= 1:
+            self.Sx, self.Sy = z, z
             self.dx = torch.zeros(n, 3, dtype=dt)
             self.dy = torch.zeros(n, 3, dtype=dt)
+        if order >= 2:
+            self.Sxy = z
             self.dxy = torch.zeros(n, 3, dtype=dt)
 
     def names(self) -> tuple[str, ...]:
-        return self.NAMES if self.derivatives else self.NAMES[:4]
+        return self.NAMES[self.order]
 
 
 def _pack(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,7 +131,7 @@ def _pack(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
 
 
 def _segment(st: dict[str, torch.Tensor], pts: torch.Tensor, proj: Projected, gids: torch.Tensor,
-             derivatives: bool) -> tuple[torch.Tensor, torch.Tensor]:
+             order: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Composite the next depth-ordered entries ``gids`` [S] at the still running points ``pts`` [P, 2] whose
     state tensors are ``st`` (updated in the dict, out of place).
 
@@ -180,7 +181,7 @@ def _segment(st: dict[str, torch.Tensor], pts: torch.Tensor, proj: Projected, gi
     st["color"] = st["color"] + weigh(w)
     st["depth"] = st["depth"] + (w * proj.depths[g]).sum(1)
     st["count"] = st["count"] + keep.sum(1)
-    if derivatives:
+    if order >= 1:
         zero = torch.zeros_like(alpha_k)
         dxp, dyp = dx.gather(1, idx), dy.gather(1, idx)
         ap, bp, cp = a[idx], b[idx], c[idx]
@@ -188,36 +189,40 @@ def _segment(st: dict[str, torch.Tensor], pts: torch.Tensor, proj: Projected, gi
         qy = -(bp * dxp + cp * dyp)
         ax = torch.where(smooth, alpha_k * qx, zero)
         ay = torch.where(smooth, alpha_k * qy, zero)
-        axy = torch.where(smooth, alpha_k * (qx * qy - bp), zero)
         fx = -ax / one_minus
         fy = -ay / one_minus
-        fxy = -(axy / one_minus + ax * ay / (one_minus * one_minus))
         Sx = st["Sx"][:, None] + _excl_cumsum(fx)
         Sy = st["Sy"][:, None] + _excl_cumsum(fy)
-        Sxy = st["Sxy"][:, None] + _excl_cumsum(fxy)
-        Tx, Ty, Txy = T * Sx, T * Sy, T * (Sx * Sy + Sxy)
+        Tx, Ty = T * Sx, T * Sy
         st["dx"] = st["dx"] + weigh(ax * T + alpha_k * Tx)
         st["dy"] = st["dy"] + weigh(ay * T + alpha_k * Ty)
+        st["Sx"], st["Sy"] = st["Sx"] + fx.sum(1), st["Sy"] + fy.sum(1)
+    if order >= 2:
+        axy = torch.where(smooth, alpha_k * (qx * qy - bp), zero)
+        fxy = -(axy / one_minus + ax * ay / (one_minus * one_minus))
+        Sxy = st["Sxy"][:, None] + _excl_cumsum(fxy)
+        Txy = T * (Sx * Sy + Sxy)
         st["dxy"] = st["dxy"] + weigh(axy * T + ax * Ty + ay * Tx + alpha_k * Txy)
-        st["Sx"], st["Sy"], st["Sxy"] = st["Sx"] + fx.sum(1), st["Sy"] + fy.sum(1), st["Sxy"] + fxy.sum(1)
+        st["Sxy"] = st["Sxy"] + fxy.sum(1)
     st["T"] = st["T"] * torch.prod(one_minus, dim=1)
     return trace, stopped
 
 
 def _eval_list(
-    pts: torch.Tensor, proj: Projected, gids: torch.Tensor, bg: torch.Tensor, derivatives: bool, chunk_elems: int
+    pts: torch.Tensor, proj: Projected, gids: torch.Tensor, bg: torch.Tensor, order: int, chunk_elems: int
 ) -> dict[str, torch.Tensor]:
-    """Composite the depth-ordered list ``gids`` [L] at points ``pts`` [P, 2].
+    """Composite the depth-ordered list ``gids`` [L] at points ``pts`` [P, 2] with derivatives of ``order``
+    (0, 1 or 2, see :class:`_State`).
 
     The list is walked in segments that grow from 64 entries up to ``chunk_elems / P``; each segment only
     evaluates the points that have not stopped yet, and the walk ends when all have.
 
     Returns color [P, 3], trans [P] (T_final), depth_acc [P] (sum w z), n_contrib [P], trace [P, L] int8
     (decision codes; STOPPED for entries never reached) and, with derivatives, dx, dy, dxy [P, 3] and
-    tder [P, 3] = final (T_x, T_y, T_xy).
+    tder [P, 3] = final (T_x, T_y, T_xy) (dxy and T_xy zero for order 1).
     """
     n_pts, n_list = pts.shape[0], gids.shape[0]
-    state = _State(n_pts, pts.dtype, derivatives)
+    state = _State(n_pts, pts.dtype, order)
     names = state.names()
     trace = torch.full((n_pts, n_list), STOPPED, dtype=torch.int8)
     start, seg = 0, 64
@@ -228,19 +233,20 @@ def _eval_list(
             break
         stop = min(n_list, start + seg)
         sub = {k: getattr(state, k)[run] for k in names}
-        trace[run, start:stop], stopped = _segment(sub, pts[run], proj, gids[start:stop], derivatives)
+        trace[run, start:stop], stopped = _segment(sub, pts[run], proj, gids[start:stop], order)
         for k in names:  # out-of-place scatter keeps autograd happy
             setattr(state, k, getattr(state, k).index_copy(0, run, sub[k]))
         state.done = state.done.index_copy(0, run, stopped)
         start, seg = stop, min(2 * seg, cap)
     out = {"color": state.color + state.T[:, None] * bg, "trans": state.T, "depth_acc": state.depth,
            "n_contrib": state.count, "trace": trace}
-    if derivatives:
-        T, Sx, Sy, Sxy = state.T, state.Sx, state.Sy, state.Sxy
-        tder = torch.stack([T * Sx, T * Sy, T * (Sx * Sy + Sxy)], dim=-1)
+    if order >= 1:
+        T, Sx, Sy = state.T, state.Sx, state.Sy
+        Txy = T * (Sx * Sy + state.Sxy) if order >= 2 else torch.zeros_like(T)
+        tder = torch.stack([T * Sx, T * Sy, Txy], dim=-1)
         out["dx"] = state.dx + tder[:, 0:1] * bg
         out["dy"] = state.dy + tder[:, 1:2] * bg
-        out["dxy"] = state.dxy + tder[:, 2:3] * bg
+        out["dxy"] = state.dxy + tder[:, 2:3] * bg if order >= 2 else torch.zeros_like(state.dx)
         out["tder"] = tder
     return out
 
@@ -250,10 +256,11 @@ def composite(
     width: int,
     height: int,
     background: Sequence[float] | torch.Tensor = (0.0, 0.0, 0.0),
-    derivatives: bool = True,
+    derivatives: bool | str = True,
     tile_size: int = 16,
     points: torch.Tensor | None = None,
     chunk_elems: int = 1 << 19,
+    bins: Bins | None = None,
 ) -> dict[str, torch.Tensor]:
     """Composite the projected Gaussians ``proj`` on a ``width`` x ``height`` image.
 
@@ -261,12 +268,13 @@ def composite(
         proj: screen-space Gaussians (the dtype of its floating fields is the compute dtype).
         width, height: image size in pixels (defines the tile grid).
         background: RGB added as T_final * bg (and bg * (T_x, T_y, T_xy) to the derivatives).
-        derivatives: also compute dC/dx, dC/dy, d2C/dxdy.
+        derivatives: True (dC/dx, dC/dy, d2C/dxdy), "first" (dC/dx, dC/dy; d2C/dxdy and T_xy zeros) or False.
         tile_size: tile edge in pixels.
         points: None for every pixel centre; or [P, 2] continuous (x, y) positions in pixels of this image,
             each evaluated with the list of the tile containing it (floor(x / tile), floor(y / tile)).
         chunk_elems: points x list entries evaluated at once (bounds memory; the list is walked in segments
             and the walk ends once every point of the chunk has stopped).
+        bins: the lists, if already made by :func:`splatup.reference.tiles.bin_gaussians` for this image.
 
     Returns:
         Without ``points``: "color" [H, W, 3], "alpha" [H, W, 1] (1 - T_final), "depth" [H, W, 1] (expected
@@ -275,6 +283,7 @@ def composite(
         With ``points``: the same per point ([P, 3], [P, 1], [P, 1], [P]) plus "tile" [P] (tile index) and "trace"
         [P, L_max] int8 decision codes per list entry (SKIPPED, STOPPED, CLAMPED, SMOOTH; -1 past the list).
     """
+    d_order = derivative_order(derivatives, "reference.composite")
     dt = proj.means2d.dtype
     bg = torch.as_tensor(background, dtype=dt).reshape(3)
     ntx, nty = -(-width // tile_size), -(-height // tile_size)
@@ -293,8 +302,7 @@ def composite(
             raise ValueError("reference.composite: every point must lie in the tile grid [0, tiles*16)^2")
         tile = (ty * ntx + tx).to(torch.int64)
 
-    order = depth_order(proj)
-    rng = tile_ranges(proj, width, height, tile_size)[order]
+    order, rng = bins if bins is not None else bin_gaussians(proj, width, height, tile_size)
     parts: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     for t in torch.unique(tile).tolist():
         tx, ty = t % ntx, t // ntx
@@ -303,19 +311,20 @@ def composite(
         idx = torch.nonzero(tile == t).flatten()
         for s in range(0, idx.numel(), MAX_POINTS):
             sel = idx[s : s + MAX_POINTS]
-            parts.append((sel, _eval_list(pts[sel], proj, gids, bg, derivatives, chunk_elems)))
+            parts.append((sel, _eval_list(pts[sel], proj, gids, bg, d_order, chunk_elems)))
 
     n = pts.shape[0]
     perm = torch.cat([p[0] for p in parts])
     inv = torch.empty_like(perm)
     inv[perm] = torch.arange(n)
     out: dict[str, torch.Tensor] = {}
-    keys = ["color", "trans", "depth_acc", "n_contrib"] + (["dx", "dy", "dxy", "tder"] if derivatives else [])
+    keys = ["color", "trans", "depth_acc", "n_contrib"] + (["dx", "dy", "dxy", "tder"] if d_order else [])
     for k in keys:
         out[k] = torch.cat([p[1][k] for p in parts])[inv]
     out["alpha"] = (1.0 - out.pop("trans"))[:, None]
     acc = out.pop("depth_acc")[:, None]
-    out["depth"] = torch.where(out["alpha"] > 0, acc / out["alpha"].clamp_min(1e-300), torch.zeros_like(acc))
+    safe = out["alpha"].clamp_min(torch.finfo(dt).tiny)
+    out["depth"] = torch.where(out["alpha"] > 0, acc / safe, torch.zeros_like(acc))
     if points is None:
         shape = (height, width)
         return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
@@ -329,11 +338,12 @@ def composite(
 
 
 def render(scene, cam, background=(0.0, 0.0, 0.0), derivatives=True, **project_kwargs) -> dict[str, torch.Tensor]:
-    """End-to-end reference: :func:`splatup.reference.project.project` then :func:`composite` (scene's dtype)."""
+    """Old name, kept for the tests that still use it: :func:`splatup.reference.project.project` then
+    :func:`composite`, as a dict (scene's dtype). New code calls :func:`splatup.reference.rasterize`."""
     from .project import project
 
     proj = project(scene, cam, **project_kwargs)
     return composite(proj, cam.width, cam.height, background=background, derivatives=derivatives)
 
 
-__all__ = ["composite", "render", "projected_to", "tile_ranges", "depth_order"]
+__all__ = ["composite", "depth_order", "derivative_order", "projected_to", "render", "tile_ranges"]

@@ -10,13 +10,18 @@ Geometry computed directly in floating point: x = (X + 0.5) w / W - 0.5, cell i 
 u = x - i (may leave [0, 1] at the border: extrapolation). An axis with one input pixel has no cell: its
 "cell" is that pixel twice and its matrix H1 gives the weights (1, 0, t, 0), i.e. f + t f_x.
 
-Runs in the inputs' dtype (float64 for an oracle), differentiable by autograd. Memory: 16 values per output
-pixel and channel, so keep it to small images.
+:func:`upscale` has the signature, argument checks and results of :func:`splatup.upscale`. Runs in the inputs'
+dtype (float64 for an oracle), differentiable by autograd. Memory: 16 values per output pixel and channel, so
+keep it to small images.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from ..errors import SplatupInputError
+from ..upscale.util import check_image, check_size
 
 H_CUBIC = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (-3.0, 3.0, -2.0, -1.0), (2.0, -2.0, 1.0, 1.0))
 H_SINGLE = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
@@ -35,12 +40,11 @@ def _axis(n_out: int, n_in: int, dtype: torch.dtype) -> tuple[torch.Tensor, torc
     return i0, i1, mono.to(dtype), torch.tensor(H, dtype=dtype)
 
 
-def upscale_reference(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor,
-                      size: tuple[int, int]) -> torch.Tensor:
-    """Hermite upscaling of [h, w, C] or [B, h, w, C] values and derivatives (low-res pixel units) to
-    size = (H, W). Returns [H, W, C] or [B, H, W, C] in the inputs' dtype; no clamping."""
-    batched = color.dim() == 4
-    f, fx, fy, fxy = (t if batched else t.unsqueeze(0) for t in (color, dx, dy, dxy))
+def hermite_patch(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor,
+                  size: tuple[int, int]) -> torch.Tensor:
+    """Hermite upscaling of [B, h, w, C] values and derivatives (low-res pixel units) to size = (H, W), no checks.
+    Returns [B, H, W, C] in the inputs' dtype; no clamping."""
+    f, fx, fy, fxy = color, dx, dy, dxy
     h, w = f.shape[1], f.shape[2]
     H_out, W_out = size
     jy0, jy1, my, Hy = _axis(H_out, h, f.dtype)
@@ -57,5 +61,31 @@ def upscale_reference(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, d
         torch.stack([at(fx, jy0, ix1), at(fx, jy1, ix1), at(fxy, jy0, ix1), at(fxy, jy1, ix1)], dim=-1),
     ], dim=-2)  # [B, H_out, W_out, C, 4, 4]
     A = torch.einsum("pi,nhwcij,qj->nhwcpq", Hx, F, Hy)  # monomial coefficients
-    out = torch.einsum("wp,nhwcpq,hq->nhwc", mx, A, my)
-    return out if batched else out[0]
+    return torch.einsum("wp,nhwcpq,hq->nhwc", mx, A, my)
+
+
+def upscale(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor, size: tuple[int, int],
+            clamp: bool = False) -> torch.Tensor:
+    """Gradient-aware Hermite upscaling, twin of :func:`splatup.upscale` (same arguments, checks and result).
+
+    color, dx, dy, dxy: [h, w, C] or [B, h, w, C], one shape and dtype (float32 or float64), derivatives in
+    low-res pixel units. size: (H, W). clamp: clip the result to [0, 1]. Returns [H, W, C] or [B, H, W, C] in
+    the inputs' dtype. Non-finite input raises SplatupInputError naming the argument.
+    """
+    fn = "reference.upscale"
+    names = ("color", "dx", "dy", "dxy")
+    c4 = check_image(color, "color", fn)
+    others = [check_image(t, n, fn, color, "color") for t, n in zip((dx, dy, dxy), names[1:], strict=True)]
+    H, W = check_size(size, fn)
+    if not isinstance(clamp, (bool, np.bool_)):
+        raise SplatupInputError(f"{fn}: clamp must be True or False, got {clamp!r}")
+    for name, t in zip(names, (c4, *others), strict=True):
+        if not bool(torch.isfinite(t).all()):
+            raise SplatupInputError(f"{fn}: {name} contains NaN or infinite values")
+    out = hermite_patch(c4, *others, (H, W))
+    if clamp:
+        out = out.clamp(0.0, 1.0)
+    return out if color.dim() == 4 else out[0]
+
+
+upscale_reference = upscale  # old name, kept while tests migrate

@@ -9,23 +9,29 @@ allows it:
   ``torch.autograd.grad``) at the point whose x/z, y/z are clamped to 1.3x the half field of view;
 - the 2D covariance as J (R_c Sigma R_c^T) J^T; conic by ``torch.linalg.inv``; positive definiteness and
   the largest eigenvalue by ``torch.linalg.eigvalsh``; the antialiasing factor as ``torch.linalg.det(S^-1 Sigma2D)``;
-- SH colour from :mod:`splatup.reference.sh` (basis derived from the Legendre recurrence).
+- SH colour from :mod:`splatup.reference.sh` (basis derived from the Legendre recurrence);
+- the binning data (bin_extents, reach, alive, tile_rects) from :func:`splatup.reference.tiles.binning_data`.
 
-Runs in the dtype of the scene (use float64 for an oracle) and is differentiable by autograd.
+Same signature, argument checks and :class:`~splatup.render.project.Projected` fields (dtypes and culled-row
+placeholders included) as the fast function. Runs in the dtype of the scene (use float64 for an oracle) and is
+differentiable by autograd.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
-from ..render.project import Projected
+from ..render.project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, check_mode
 from . import sh as ref_sh
+from .tiles import binning_data
 
 SIGMA_EXTENT = 3.0  # the box and radius are 3 sigma
 FOV_MARGIN = 0.3  # the Jacobian point may leave the view by 30 % of a centred half field of view
+AA_FLOOR = 1e-12  # floor of the antialiasing ratio (finite gradient for flat Gaussians); culled rows get it too
 
 
 def rotation_matrices(quats: torch.Tensor) -> torch.Tensor:
@@ -65,19 +71,29 @@ def _pinhole_jacobians(points: torch.Tensor, fx: float, fy: float, cx: float, cy
 def project(
     scene: Gaussians,
     cam: Camera,
-    dilation: float = 0.3,
+    dilation: float = DEFAULT_DILATION,
     mode: str = "classic",
-    near_plane: float = 0.01,
-    far_plane: float = 1e10,
+    near_plane: float = DEFAULT_NEAR,
+    far_plane: float = DEFAULT_FAR,
     sh_degree: int | None = None,
+    *,
+    validate_as: str | None = None,
 ) -> Projected:
-    """Project ``scene`` into ``cam``; returns a :class:`~splatup.render.project.Projected` in the scene's dtype.
+    """Project ``scene`` into ``cam``; returns a :class:`~splatup.render.project.Projected` in the scene's dtype
+    (binning data: float32 bin_extents and reach, bool alive, int32 tile_rects, as the fast path).
 
     Culled rows (behind/too near/too far, covariance not finite or not positive definite, 3-sigma box off
-    screen) have ``visible`` False, means2d 0 and radii 0; their other fields are finite placeholders.
+    screen) have ``visible`` False, means2d 0 and radii 0; their other fields are finite placeholders (conic
+    (1, 0, 1), extents 3, antialiased opacity x 1e-6 where the covariance is culled). ``validate_as``: if given,
+    raise :class:`SplatupInputError` as ``scene.validate(validate_as)`` does for NaN, infinite values or a zero
+    quaternion.
     """
-    if mode not in ("classic", "antialiased"):
-        raise SplatupInputError(f"reference.project: mode must be 'classic' or 'antialiased', got {mode!r}")
+    check_mode(mode, dilation, near_plane, far_plane)
+    if sh_degree is not None and (isinstance(sh_degree, bool) or not isinstance(sh_degree, (int, np.integer))
+                                  or sh_degree < 0):
+        raise SplatupInputError(f"project: sh_degree must be None or an integer >= 0, got {sh_degree!r}")
+    if validate_as is not None:
+        scene.validate(validate_as)
     dt = scene.dtype
     W, H = cam.width, cam.height
     fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
@@ -126,13 +142,16 @@ def project(
     if mode == "antialiased":
         cov2_safe = torch.where(ok[:, None, None], cov2, eye2)
         ratio = torch.linalg.det(inv @ cov2_safe)  # det(cov2) / det(S), without under/overflow
+        ratio = torch.where(ok, ratio, torch.zeros_like(ratio))
         # degenerate (flat) Gaussians: same floor as the fast path (finite gradient; alpha stays < 1/255)
-        opac = opac * torch.sqrt(torch.clamp_min(ratio, 1e-12))
+        opac = opac * torch.sqrt(torch.clamp_min(ratio, AA_FLOOR))
 
     center = torch.linalg.inv(w2c)[:3, 3]
     colors = ref_sh.sh_colors(scene.sh, scene.means, center, degree=sh_degree)
+    means2d = torch.where(visible[:, None], means2d, torch.zeros_like(means2d))
+    bin_extents, reach, alive, rects = binning_data(means2d, opac, extents, visible, W, H)
     return Projected(
-        means2d=torch.where(visible[:, None], means2d, torch.zeros_like(means2d)),
+        means2d=means2d,
         conics=conics,
         opacities=opac,
         colors=colors,
@@ -140,4 +159,8 @@ def project(
         extents=extents,
         radii=torch.where(visible, radii, torch.zeros_like(radii)),
         visible=visible,
+        bin_extents=bin_extents,
+        reach=reach,
+        alive=alive,
+        tile_rects=rects,
     )

@@ -19,6 +19,7 @@ from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 from . import composite as K
 from . import composite_backward as KB
+from .lanes import TILE
 from .project import DEFAULT_DILATION, DEFAULT_FAR, DEFAULT_NEAR, Projected, project
 from .tiles import TILE_SIZE, TileBins, bin_gaussians
 
@@ -75,73 +76,64 @@ class _Composite(torch.autograd.Function):
     """Compositing as an autograd node. Inputs are per-Gaussian float32 tensors; the tile lists ride along.
 
     forward(means2d [N, 2], conics [N, 3], opacities [N], colors [N, 3], depths [N], bins, width, height,
-    bg (float32 [3] numpy), derivatives) -> color [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1] (not
-    differentiable), dx, dy, dxy [H, W, 3] (empty without derivatives).
+    bg (float32 [3] numpy), variant) -> color [H, W, 3], alpha [H, W, 1], expected depth [H, W, 1] (not
+    differentiable), dx, dy, dxy [H, W, 3] (empty in the plain variant; dxy zeros in the first-order one).
 
-    backward: the numba kernels of :mod:`.composite_backward` replay the forward per 4 x 4 pixel block and
-    sweep back to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry (each tile its
-    own rows, race-free); a parallel pass over ranges of Gaussian ids sums them per Gaussian. Upstream
-    gradients of colour, alpha and (with derivatives) dx, dy, dxy are used; an output the loss does not use
-    arrives as None and costs nothing; the expected depth is not differentiable. The forward keeps its
-    float32 input arrays (views of the inputs when those are float32) for the replay.
+    backward: :func:`.composite_backward.composite_backward` replays the forward per lane block and sweeps back
+    to front, writing one gradient row [mx, my, a, b, c, o, r, g, b] per list entry; a parallel pass over ranges
+    of Gaussian ids sums them per Gaussian. Upstream gradients of colour, alpha and (with derivatives) dx, dy,
+    dxy are used; an output the loss does not use arrives as None and costs nothing; the expected depth is not
+    differentiable. The forward keeps its float32 input arrays (views of the inputs when those are float32) for
+    the replay.
     """
 
     @staticmethod
-    def forward(ctx, means2d, conics, opacities, colors, depths, bins, width, height, bg, derivatives):
+    def forward(ctx, means2d, conics, opacities, colors, depths, bins, width, height, bg, variant):
         H, W = height, width
-        if bins.tile_size != K.LANES:
-            raise SplatupInputError(f"rasterize: tile size must be {K.LANES}, got {bins.tile_size}")
+        if bins.tile_size != TILE:
+            raise SplatupInputError(f"rasterize: tile size must be {TILE}, got {bins.tile_size}")
         arrs = [_f32(x) for x in (means2d, conics, opacities, colors, depths)]
+        splats = K.Splats(*arrs, bins.reach)
+        lists = K.TileLists(bins.offsets, bins.gids, bins.tiles_x)
+        frame = K.Frame(W, H, bg)
         color = torch.empty(H, W, 3)
         alpha = torch.empty(H, W, 1)
         depth = torch.empty(H, W, 1)
-        a2, d2 = alpha.numpy()[..., 0], depth.numpy()[..., 0]
-        if derivatives:
-            dx = torch.empty(H, W, 3)
-            dy = torch.empty(H, W, 3)
-            dxy = torch.empty(H, W, 3)
-            K.composite_forward_derivatives(  # the final dT images are not wanted: empty array
-                *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
-                color.numpy(), a2, d2, dx.numpy(), dy.numpy(), dxy.numpy(), np.empty((0, 0, 3), np.float32),
-            )
+        if variant != K.PLAIN:
+            dx, dy, dxy = torch.empty(H, W, 3), torch.empty(H, W, 3), torch.empty(H, W, 3)
         else:
-            dx = dy = dxy = torch.empty(0)
-            K.composite_forward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, bg,
-                                color.numpy(), a2, d2)
+            dx = dy = dxy = torch.empty(0, 0, 3)
+        images = K.Images(color.numpy(), alpha.numpy()[..., 0], depth.numpy()[..., 0], dx.numpy(), dy.numpy(),
+                          dxy.numpy())
+        K.composite_forward(splats, lists, frame, images, variant)
         ctx.mark_non_differentiable(depth)
         ctx.set_materialize_grads(False)  # unused outputs reach backward as None, not as zero-filled images
         ctx.save_for_backward(means2d, conics, opacities, colors)
-        ctx.arrays = arrs[:4]  # float32 views (or copies, for other dtypes): the backward replays these values
-        ctx.bins = bins
-        ctx.size = (W, H)
-        ctx.bg = bg
-        ctx.derivatives = derivatives
+        ctx.splats = splats  # float32 views (or copies, for other dtypes): the backward replays these values
+        ctx.lists = lists
+        ctx.frame = frame
+        ctx.n_pairs = bins.n_pairs
+        ctx.gids = bins.gids
+        ctx.variant = variant
+        if variant == K.PLAIN:
+            dx = dy = dxy = torch.empty(0)
         return color, alpha, depth, dx, dy, dxy
 
     @staticmethod
     def backward(ctx, g_color, g_alpha, g_depth, g_dx, g_dy, g_dxy):
         means2d, conics, opacities, colors = ctx.saved_tensors  # (checks that no input was modified in place)
-        bins = ctx.bins
-        W, H = ctx.size
-        arrs = ctx.arrays  # the very float32 values the forward used
-        M = bins.n_pairs
-        rows = torch.empty(M, KB.NGRAD)
-        replay_trans = np.empty((0, 0), np.float32)  # the replayed transmittance is for the tests only
-        gc = _upstream(g_color)
+        rows = torch.empty(ctx.n_pairs, KB.NGRAD)
         # alpha = 1 - T_final: the kernels take the gradient of the final transmittance
         gt = _upstream(g_alpha)
         gt = np.ascontiguousarray(-gt[..., 0]) if gt.size else np.empty((0, 0), np.float32)
-        if ctx.derivatives:
-            KB.composite_backward_derivatives(
-                *arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
-                _upstream(g_dx), _upstream(g_dy), _upstream(g_dxy), rows.numpy(), replay_trans,
-            )
-        else:
-            KB.composite_backward(*arrs, bins.reach, bins.offsets, bins.gids, W, H, bins.tiles_x, ctx.bg, gc, gt,
-                                  rows.numpy(), replay_trans)
+        derivs = ctx.variant != K.PLAIN
+        none = np.empty((0, 0, 3), np.float32)
+        up = KB.Upstream(_upstream(g_color), gt, _upstream(g_dx) if derivs else none,
+                         _upstream(g_dy) if derivs else none, _upstream(g_dxy) if derivs else none)
+        KB.composite_backward(ctx.splats, ctx.lists, ctx.frame, up, rows.numpy(), ctx.variant)
         n = means2d.shape[0]
         g_means, g_conics, g_opac, g_colors = torch.empty(n, 2), torch.empty(n, 3), torch.empty(n), torch.empty(n, 3)
-        KB.sum_rows_by_gaussian(bins.gids, rows.numpy(), 2 * numba.get_num_threads(), g_means.numpy(),
+        KB.sum_rows_by_gaussian(ctx.gids, rows.numpy(), 2 * numba.get_num_threads(), g_means.numpy(),
                                 g_conics.numpy(), g_opac.numpy(), g_colors.numpy())
         need = ctx.needs_input_grad
         g_means = g_means.to(means2d.dtype) if need[0] else None
@@ -164,10 +156,20 @@ def _check_scene_type(scene: Gaussians) -> None:
         raise SplatupInputError(f"rasterize: scene must be a splatup.Gaussians, got {type(scene).__name__}")
 
 
+def derivatives_variant(derivatives: bool | str) -> int:
+    """The compositing variant for rasterize's ``derivatives`` argument: False, True or "first"."""
+    if isinstance(derivatives, str):
+        if derivatives == "first":
+            return K.FIRST
+    elif isinstance(derivatives, (bool, np.bool_)):
+        return K.SECOND if derivatives else K.PLAIN
+    raise SplatupInputError(f"rasterize: derivatives must be True, False or 'first', got {derivatives!r}")
+
+
 def rasterize(
     scene: Gaussians,
     cam: Camera,
-    derivatives: bool = False,
+    derivatives: bool | str = False,
     background: Sequence[float] | torch.Tensor | float | None = (0.0, 0.0, 0.0),
     dilation: float = DEFAULT_DILATION,
     mode: str = "classic",
@@ -180,7 +182,8 @@ def rasterize(
     Args:
         scene: the Gaussians (float32; float64 scenes are converted).
         cam: camera (size, pose, intrinsics).
-        derivatives: also return dC/dx, dC/dy and d2C/dxdy.
+        derivatives: True: also return dC/dx, dC/dy and d2C/dxdy; "first": dC/dx and dC/dy (exact, as with True)
+            and d2C/dxdy as zeros, which costs less; False: none.
         background: RGB added as T_final * bg (and bg * T_x, ... to the derivatives).
         dilation: px^2 of this camera added to each 2D covariance: 0.3 for a native render,
             0.3 / s^2 for the 1/s render that is upscaled by s (see DESIGN.md).
@@ -191,6 +194,7 @@ def rasterize(
     if not isinstance(cam, Camera):
         raise SplatupInputError(f"rasterize: cam must be a splatup.Camera, got {type(cam).__name__}")
     _check_scene_type(scene)
+    variant = derivatives_variant(derivatives)
     bg = parse_background(background)
     original_dtype = scene.dtype
     if scene.dtype != torch.float32:
@@ -211,7 +215,7 @@ def rasterize(
     t2 = time.perf_counter()
     color, alpha, depth, dx, dy, dxy = _Composite.apply(
         proj.means2d, proj.conics, proj.opacities, proj.colors, proj.depths.detach(), bins,
-        cam.width, cam.height, bg, bool(derivatives),
+        cam.width, cam.height, bg, variant,
     )
     t3 = time.perf_counter()
     timings.update(project=t1 - t0, bin_sort=t2 - t1, composite=t3 - t2, total=t3 - t0)
@@ -219,9 +223,9 @@ def rasterize(
         color=color,
         alpha=alpha,
         depth=depth,
-        dx=dx if derivatives else None,
-        dy=dy if derivatives else None,
-        dxy=dxy if derivatives else None,
+        dx=dx if variant != K.PLAIN else None,
+        dy=dy if variant != K.PLAIN else None,
+        dxy=dxy if variant != K.PLAIN else None,
         means2d=proj.means2d,
         radii=proj.radii,
         visible=proj.visible,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import SplatupInputError
 from ..gaussians import Gaussians, num_sh_coeffs
 
 PARAM_NAMES = ("means", "sh_dc", "sh_rest", "opacity_logits", "log_scales", "quats")
@@ -27,7 +28,10 @@ PARAM_NAMES = ("means", "sh_dc", "sh_rest", "opacity_logits", "log_scales", "qua
 
 @dataclass
 class TrainConfig:
-    """3DGS hyper-parameters (graphdeco-inria defaults; position learning rates are scaled by the scene extent)."""
+    """3DGS hyper-parameters (graphdeco-inria defaults; position learning rates are scaled by the scene extent).
+
+    The schedule's iteration counts left at None are filled in by :func:`~splatup.train.schedule.resolve_schedule`:
+    the 3DGS values for runs of 30,000 iterations and more, scaled to shorter runs."""
 
     iterations: int = 30_000
     position_lr_init: float = 0.00016
@@ -39,15 +43,16 @@ class TrainConfig:
     rotation_lr: float = 0.001
     lambda_dssim: float = 0.2
     percent_dense: float = 0.01
-    densification_interval: int = 100
-    opacity_reset_interval: int = 3000
-    densify_from_iter: int = 500
-    densify_until_iter: int = 15_000
+    # schedule (iterations): None = the 3DGS value scaled to the run's length (see schedule.py)
+    densification_interval: int | None = None
+    opacity_reset_interval: int | None = None
+    densify_from_iter: int | None = None
+    densify_until_iter: int | None = None
     densify_grad_threshold: float = 0.0002
     min_opacity: float = 0.005
     max_screen_size: float = 20.0
     sh_degree: int = 3
-    sh_increase_interval: int = 1000
+    sh_increase_interval: int | None = None
 
 
 def expon_lr(step: int, lr_init: float, lr_final: float, max_steps: int, delay_mult: float = 1.0,
@@ -67,7 +72,9 @@ class GaussianModel:
     """Trainable 3DGS scene with its optimizer and densification statistics."""
 
     def __init__(self, scene: Gaussians, config: TrainConfig, extent: float) -> None:
-        self.config = config
+        from .schedule import resolve_schedule
+
+        self.config = config = resolve_schedule(config)[0]
         self.extent = float(extent)
         scene = scene.to(torch.float32)
         k_max = num_sh_coeffs(config.sh_degree)
@@ -238,22 +245,96 @@ class GaussianModel:
         self.params["opacity_logits"] = param
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict:
-        return {"params": {n: p.detach().clone() for n, p in self.params.items()},
-                "optimizer": self.optimizer.state_dict(), "active_sh_degree": self.active_sh_degree,
-                "grad_accum": self.grad_accum, "denom": self.denom, "max_radii": self.max_radii,
-                "extent": self.extent}
+    def checkpoint_state(self) -> tuple[dict[str, torch.Tensor], dict]:
+        """What a resumed run needs from the model: tensors (``param.<name>``, Adam's ``adam.<name>.exp_avg`` /
+        ``.exp_avg_sq`` / ``.step``, ``stats.grad_accum`` / ``stats.denom`` / ``stats.max_radii``) and plain values
+        (active SH degree, extent, each group's learning rate). The tensors are the live ones: save them before
+        the next step."""
+        tensors: dict[str, torch.Tensor] = {}
+        lrs = {}
+        for group in self.optimizer.param_groups:
+            name, p = group["name"], group["params"][0]
+            tensors[f"param.{name}"] = p.detach()
+            lrs[name] = float(group["lr"])
+            st = self.optimizer.state.get(p)
+            if st:
+                for key in _ADAM_KEYS:
+                    tensors[f"adam.{name}.{key}"] = st[key].detach()
+        tensors.update({"stats.grad_accum": self.grad_accum, "stats.denom": self.denom,
+                        "stats.max_radii": self.max_radii})
+        return tensors, {"active_sh_degree": self.active_sh_degree, "extent": self.extent, "lr": lrs}
 
-    def load_state_dict(self, state: dict) -> None:
-        self.extent = float(state["extent"])
+    def restore_checkpoint_state(self, tensors: dict[str, torch.Tensor], values: dict, where: str) -> None:
+        """Inverse of :meth:`checkpoint_state`, after checking every shape, dtype and value it needs.
+
+        Raises:
+            SplatupInputError: naming ``where`` (the checkpoint file) and the entry at fault.
+        """
+        _check_model_state(tensors, values, self.config.sh_degree, where)
+        has_adam = "adam.means.exp_avg" in tensors
         for group in self.optimizer.param_groups:
             name = group["name"]
-            param = torch.nn.Parameter(state["params"][name].clone())
+            self.optimizer.state.pop(group["params"][0], None)
+            param = torch.nn.Parameter(tensors[f"param.{name}"].clone())
             group["params"][0] = param
+            group["lr"] = float(values["lr"][name])
             self.params[name] = param
-        self.optimizer.state.clear()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.active_sh_degree = int(state["active_sh_degree"])
-        self.grad_accum = state["grad_accum"].clone()
-        self.denom = state["denom"].clone()
-        self.max_radii = state["max_radii"].clone()
+            if has_adam:
+                self.optimizer.state[param] = {k: tensors[f"adam.{name}.{k}"].clone() for k in _ADAM_KEYS}
+        self.active_sh_degree = int(values["active_sh_degree"])
+        self.extent = float(values["extent"])
+        self.grad_accum = tensors["stats.grad_accum"].clone()
+        self.denom = tensors["stats.denom"].clone()
+        self.max_radii = tensors["stats.max_radii"].clone()
+
+
+_ADAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
+
+
+def _check_model_state(tensors: dict[str, torch.Tensor], values: dict, sh_degree: int, where: str) -> None:
+    """Raise SplatupInputError unless ``tensors`` / ``values`` form a model state for SH degree ``sh_degree``."""
+
+    def bad(what: str) -> SplatupInputError:
+        return SplatupInputError(f"{where}: {what}")
+
+    trailing = {"means": (3,), "sh_dc": (1, 3), "sh_rest": (num_sh_coeffs(sh_degree) - 1, 3), "opacity_logits": (),
+                "log_scales": (3,), "quats": (4,)}
+    n = None
+    for name, tail in trailing.items():
+        t = tensors.get(f"param.{name}")
+        if t is None:
+            raise bad(f"no tensor 'param.{name}'")
+        if t.dtype != torch.float32 or t.ndim != 1 + len(tail) or tuple(t.shape[1:]) != tail:
+            expected = ", ".join(["N", *map(str, tail)])
+            raise bad(f"'param.{name}' is {t.dtype} {list(t.shape)}, expected float32 [{expected}]")
+        n = t.shape[0] if n is None else n
+        if t.shape[0] != n:
+            raise bad(f"'param.{name}' has {t.shape[0]} rows, 'param.means' {n}")
+        if not torch.isfinite(t).all():
+            raise bad(f"'param.{name}' holds NaN or Inf")
+    adam = [k for k in tensors if k.startswith("adam.")]
+    if adam:
+        for name, tail in trailing.items():
+            for key in _ADAM_KEYS:
+                t = tensors.get(f"adam.{name}.{key}")
+                shape = () if key == "step" else (n, *tail)
+                if t is None:
+                    raise bad(f"no tensor 'adam.{name}.{key}' (the other Adam moments are there)")
+                if t.dtype != torch.float32 or tuple(t.shape) != shape or not torch.isfinite(t).all():
+                    raise bad(f"'adam.{name}.{key}' is {t.dtype} {list(t.shape)}, expected finite float32 "
+                              f"{list(shape)}")
+    for key in ("stats.grad_accum", "stats.denom", "stats.max_radii"):
+        t = tensors.get(key)
+        if t is None or t.dtype != torch.float32 or tuple(t.shape) != (n,):
+            raise bad(f"'{key}' is missing or not float32 [{n}]")
+    deg = values.get("active_sh_degree")
+    if not isinstance(deg, int) or isinstance(deg, bool) or not 0 <= deg <= sh_degree:
+        raise bad(f"model.active_sh_degree must be an integer in [0, {sh_degree}], got {deg!r}")
+    ext = values.get("extent")
+    if not isinstance(ext, (int, float)) or isinstance(ext, bool) or not (math.isfinite(ext) and ext > 0):
+        raise bad(f"model.extent must be a positive number, got {ext!r}")
+    lrs = values.get("lr")
+    if not isinstance(lrs, dict) or set(lrs) != set(PARAM_NAMES) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            for v in lrs.values()):
+        raise bad(f"model.lr must map {', '.join(PARAM_NAMES)} to learning rates, got {lrs!r}")

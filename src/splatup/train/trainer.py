@@ -5,14 +5,23 @@ with derivatives and Hermite-upscaled to full size (the 1/S render keeps the nat
 low-res px^2, so the model also renders natively at full size) — take 0.8 L1 + 0.2 D-SSIM against the full-size
 image, backpropagate through the upscaler, the derivative images and the rasterizer into the Gaussians, update
 densification statistics (in full-resolution units), densify / prune / reset opacity on the 3DGS schedule, and step
-Adam. Checkpoints are written atomically and a resumed run continues bit-for-bit where it stopped.
+Adam. Checkpoints (checkpoint.py) are written durably every ``checkpoint_every`` iterations, and a resumed run
+continues bit for bit where it stopped: everything the loop reads is in them (parameters, Adam's moments and step
+counts, densification statistics, the RNG state, the epoch's view order and position, the active SH degree).
+A run folder holds one run: training into it again needs ``resume`` (continue, also to more iterations) or
+``overwrite`` (start again). A finished model is written as ``point_cloud.ply`` with ``point_cloud.json`` beside it
+(metadata.py: how it was trained, so that eval and the viewer render it that way).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
+import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,23 +30,47 @@ import torch
 
 from ..camera import Camera
 from ..errors import SplatupInputError
-from ..io._atomic import atomic_write
 from ..io.datasets import Dataset, load_dataset
 from ..io.images import area_downsample, read_image
 from ..io.ply import save_ply
 from ..pipeline import render_lowres
+from ..render.project import DEFAULT_DILATION
 from ..render.rasterize import rasterize
 from ..upscale.hermite import upscale
+from .checkpoint import (
+    LEGACY_NAME,
+    Checkpoint,
+    CheckpointError,
+    fsync_dir,
+    fsync_file,
+    list_checkpoints,
+    load_latest_checkpoint,
+    remove_stale_temporaries,
+    run_lock,
+    write_checkpoint,
+    write_durably,
+)
 from .init import gaussians_from_points, random_gaussians
 from .losses import photometric_loss
+from .metadata import build_training_metadata, metadata_path
 from .model import GaussianModel, TrainConfig
+from .schedule import SCHEDULE_FIELDS, resolve_schedule
 
-CHECKPOINT_NAME = "checkpoint.pt"
+PLY_NAME = "point_cloud.ply"
+SUMMARY_NAME = "train_summary.json"
+# settings a resumed run may change: where it writes, how often it checkpoints, and (growing only) its length
+_RESUMABLE_CHANGES = {"out_dir", "checkpoint_every", "config.iterations"}
+
+
+class TrainingWarning(UserWarning):
+    """Something about a training run the user should know (a schedule that cannot densify, a damaged
+    checkpoint that was skipped)."""
 
 
 @dataclass
 class TrainSettings:
-    """Everything that defines a training run (stored in checkpoints; a resumed run must match)."""
+    """Everything that defines a training run. Stored in every checkpoint; a resumed run must match it except in
+    ``out_dir``, ``checkpoint_every`` and a larger ``config.iterations``."""
 
     dataset: str
     out_dir: str
@@ -110,49 +143,169 @@ def render_for_training(model: GaussianModel, view: TrainView, settings: TrainSe
     return img, out, (lr.height, lr.width)
 
 
-def _save_checkpoint(path: Path, iteration: int, model: GaussianModel, generator: torch.Generator,
-                     perm: torch.Tensor, pos: int, settings: TrainSettings, log: list) -> None:
-    state = {"iteration": iteration, "model": model.state_dict(), "generator": generator.get_state(),
-             "perm": perm, "pos": pos, "settings": asdict(settings), "log": log}
-    with atomic_write(path) as f:
-        torch.save(state, f)
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
-def _check_resume(saved: dict, settings: TrainSettings, path: Path) -> None:
-    now = asdict(settings)
-    for key in ("dataset", "upscale", "width", "white_background", "init", "random_points", "seed", "max_views",
-                "config"):
-        if saved.get(key) != now.get(key):
-            raise SplatupInputError(f"{path}: cannot resume, the checkpoint was made with {key}={saved.get(key)!r} "
-                                    f"but this run has {key}={now.get(key)!r}")
+def settings_differences(saved: dict, now: dict) -> list[str]:
+    """One line per setting that differs between a checkpoint's settings and this run's (the dataset compared as
+    a resolved path), leaving out what a resumed run may change (``_RESUMABLE_CHANGES``)."""
+    a, b = _flatten(saved), _flatten(now)
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if key in _RESUMABLE_CHANGES:
+            continue
+        x, y = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if key == "dataset" and isinstance(x, str) and isinstance(y, str):
+            same = os.path.realpath(x) == os.path.realpath(y)
+        else:
+            same = x == y
+        if not same:
+            lines.append(f"  {key}: {x!r} in the checkpoint, {y!r} now")
+    return lines
 
 
-def train(settings: TrainSettings, resume: bool = False, stop_after: int | None = None,
-          on_iteration: Callable[[int, dict], None] | None = None) -> dict:
-    """Run (or resume) a training run; returns a summary dict. ``stop_after`` ends the loop early at that
-    iteration after writing a checkpoint (used to simulate an interrupted run)."""
+def _run_files(out_dir: Path) -> list[Path]:
+    """The files of a training run in ``out_dir`` (what --overwrite deletes)."""
+    names = [PLY_NAME, metadata_path(PLY_NAME).name, SUMMARY_NAME, LEGACY_NAME]
+    files = [out_dir / n for n in names if (out_dir / n).is_file()]
+    files += list_checkpoints(out_dir) + sorted(out_dir.glob("checkpoint-*.safetensors.damaged"))
+    return files
+
+
+def _check_settings(settings: TrainSettings) -> None:
     cfg = settings.config
     if not (isinstance(settings.upscale, (int, float)) and math.isfinite(settings.upscale) and settings.upscale >= 1):
         raise SplatupInputError(f"--upscale must be a number >= 1, got {settings.upscale!r}")
-    if cfg.iterations < 1:
-        raise SplatupInputError(f"--iterations must be >= 1, got {cfg.iterations}")
+    if not isinstance(cfg.iterations, int) or cfg.iterations < 1:
+        raise SplatupInputError(f"--iterations must be an integer >= 1, got {cfg.iterations!r}")
+    if not isinstance(settings.checkpoint_every, int) or settings.checkpoint_every < 1:
+        raise SplatupInputError(f"--checkpoint-every must be an integer >= 1, got {settings.checkpoint_every!r}")
+
+
+def _open_run_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SplatupInputError(f"--out {out_dir}: exists and is not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SplatupInputError(f"--out {out_dir}: cannot create the run folder ({e.strerror or e})") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise SplatupInputError(f"--out {out_dir}: the folder is not writable")
+
+
+def train(settings: TrainSettings, resume: bool = False, overwrite: bool = False, stop_after: int | None = None,
+          on_iteration: Callable[[int, dict], None] | None = None,
+          on_message: Callable[[str], None] | None = None) -> dict:
+    """Run a training run into ``settings.out_dir``, or continue one; returns the summary's ``result`` dict (and
+    ``"model"``, the trained :class:`GaussianModel`).
+
+    Args:
+        resume: continue from the newest good checkpoint of the run folder; the settings must match the
+            checkpoint's (:func:`settings_differences`). A larger ``config.iterations`` extends the run: from the
+            checkpoint on, the learning-rate decay and the schedules follow the new length.
+        overwrite: delete the run already in the folder and start again. Without ``resume`` or ``overwrite`` a
+            folder that holds a run is refused.
+        stop_after: end the loop at that iteration after writing a checkpoint (simulates an interrupted run).
+        on_iteration: called after every iteration with (iteration, log entry).
+        on_message: receives the notes and warnings of the run (schedule scaling, checkpoints skipped as damaged,
+            temporary files removed); warnings start with "warning: ". Without it warnings are issued as
+            :class:`TrainingWarning` and notes go only into the summary.
+
+    Raises:
+        SplatupInputError: bad settings, a folder that holds a run, a resume that does not match, no usable
+            checkpoint (:class:`~splatup.train.checkpoint.CheckpointError` names each file and what is wrong).
+    """
+    _check_settings(settings)
+    if resume and overwrite:
+        raise SplatupInputError("--resume and --overwrite exclude each other: continue the run or start it again")
+    settings = dataclasses.replace(settings, dataset=os.path.abspath(settings.dataset))
+    messages: list[str] = []
+
+    def note(text: str) -> None:
+        messages.append(text)
+        if on_message:
+            on_message(text)
+
+    def warn(text: str) -> None:
+        messages.append(f"warning: {text}")
+        if on_message:
+            on_message(f"warning: {text}")
+        else:
+            warnings.warn(text, TrainingWarning, stacklevel=4)
+
     out_dir = Path(settings.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out_dir / CHECKPOINT_NAME
+    _open_run_dir(out_dir)
+    with run_lock(out_dir):
+        stale = remove_stale_temporaries(out_dir)
+        if stale:
+            note(f"removed {len(stale)} temporary file(s) left by an interrupted write: "
+                 f"{', '.join(p.name for p in stale)}")
+        ckpt = None
+        if resume:
+            ckpt = load_latest_checkpoint(out_dir, warn)
+            if ckpt is None:
+                raise SplatupInputError(f"--resume: no checkpoint in {out_dir} (start the run without --resume)")
+            diffs = settings_differences(ckpt.state.get("settings", {}), asdict(settings))
+            if diffs:
+                raise SplatupInputError(f"{ckpt.path}: cannot resume, these settings differ from the run's:\n"
+                                        + "\n".join(diffs))
+            if ckpt.iteration > settings.config.iterations:
+                raise SplatupInputError(f"--iterations {settings.config.iterations}: the run in {out_dir} is already "
+                                        f"at iteration {ckpt.iteration}")
+        else:
+            existing = _run_files(out_dir)
+            if existing and not overwrite:
+                raise SplatupInputError(
+                    f"--out {out_dir}: the folder already holds a training run ({', '.join(p.name for p in existing)})"
+                    "; continue it with --resume, start it again with --overwrite, or choose another folder")
+            for p in existing:
+                p.unlink()
+        return _run(settings, out_dir, ckpt, stop_after, on_iteration, note, warn, messages)
+
+
+def _restore_loop_state(ckpt: Checkpoint, generator: torch.Generator, n_views: int) -> tuple[torch.Tensor, int]:
+    """The epoch's view order and position, and the RNG state, from ``ckpt`` (checked)."""
+    perm, rng = ckpt.tensors.get("loop.perm"), ckpt.tensors.get("loop.rng_state")
+    pos = ckpt.state.get("pos")
+    if perm is None or perm.dtype != torch.int64 or not torch.equal(perm.sort().values, torch.arange(n_views)):
+        raise CheckpointError(f"{ckpt.path}: 'loop.perm' is not an order of the run's {n_views} views")
+    if not isinstance(pos, int) or isinstance(pos, bool) or not 0 <= pos <= n_views:
+        raise CheckpointError(f"{ckpt.path}: 'pos' must be an integer in [0, {n_views}], got {pos!r}")
+    try:
+        generator.set_state(rng)
+    except (RuntimeError, TypeError):
+        raise CheckpointError(f"{ckpt.path}: 'loop.rng_state' is not a state of torch's CPU generator") from None
+    return perm.clone(), pos
+
+
+def _run(settings, out_dir, ckpt, stop_after, on_iteration, note, warn, messages) -> dict:
+    cfg, schedule_warnings, schedule_notes = resolve_schedule(settings.config)
+    for w in schedule_warnings:
+        warn(w)
+    for n in schedule_notes:
+        note(n)
     ds = load_dataset(settings.dataset, split="train")
     views = load_views(ds, settings.width, settings.background, settings.max_views)
     generator = torch.Generator().manual_seed(settings.seed)
     model = GaussianModel(initial_scene(settings, ds, generator), cfg, scene_extent([v.camera for v in views]))
-    start, perm, pos, log = 0, torch.randperm(len(views), generator=generator), 0, []
-    if resume:
-        if not ckpt_path.is_file():
-            raise SplatupInputError(f"--resume: no checkpoint at {ckpt_path}")
-        saved = torch.load(ckpt_path, weights_only=False)
-        _check_resume(saved["settings"], settings, ckpt_path)
-        model.load_state_dict(saved["model"])
-        generator.set_state(saved["generator"])
-        start, perm, pos, log = saved["iteration"], saved["perm"], saved["pos"], saved["log"]
-    t_start = time.perf_counter()
+    start, perm, pos, log, sessions = 0, torch.randperm(len(views), generator=generator), 0, [], []
+    if ckpt is not None:
+        model.restore_checkpoint_state(ckpt.tensors, ckpt.state.get("model", {}), str(ckpt.path))
+        perm, pos = _restore_loop_state(ckpt, generator, len(views))
+        start, log, sessions = ckpt.iteration, list(ckpt.state.get("log", [])), list(ckpt.state.get("sessions", []))
+        if start == cfg.iterations and _finished_outputs_present(out_dir, cfg.iterations):
+            note(f"the run in {out_dir} is already finished at iteration {start}; nothing to do")
+            summary = json.loads((out_dir / SUMMARY_NAME).read_text())
+            return {**summary["result"], "model": model}
+        note(f"resuming from {ckpt.path.name} at iteration {start}")
+    session = {"start": start, "end": start, "seconds": 0.0, "median_seconds_per_iteration": None}
     iter_times: list[float] = []
     it = start
     for it in range(start + 1, cfg.iterations + 1):
@@ -187,19 +340,69 @@ def train(settings: TrainSettings, resume: bool = False, stop_after: int | None 
         if on_iteration:
             on_iteration(it, entry)
         if it % settings.checkpoint_every == 0 or it == cfg.iterations or it == stop_after:
-            _save_checkpoint(ckpt_path, it, model, generator, perm, pos, settings, log)
+            session.update(end=it, seconds=sum(iter_times), median_seconds_per_iteration=statistics.median(iter_times))
+            _save_checkpoint(out_dir, it, model, generator, perm, pos, settings, log, sessions + [session])
         if stop_after is not None and it >= stop_after:
             break
-    total = time.perf_counter() - t_start
-    result = {"iterations": it, "gaussians": len(model), "seconds": total,
-              "seconds_per_iteration": total / max(1, it - start),
-              "median_seconds_per_iteration": sorted(iter_times)[len(iter_times) // 2] if iter_times else None,
-              "final_loss": log[-1]["loss"] if log else None}
-    if it == cfg.iterations:
-        ply = out_dir / "point_cloud.ply"
+    if iter_times:
+        sessions = sessions + [session]
+    return _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages)
+
+
+def _finished_outputs_present(out_dir: Path, iterations: int) -> bool:
+    try:
+        summary = json.loads((out_dir / SUMMARY_NAME).read_text())
+        done = summary["result"]["finished"] and summary["result"]["iterations"] == iterations
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(done) and (out_dir / PLY_NAME).is_file() and metadata_path(out_dir / PLY_NAME).is_file()
+
+
+def _save_checkpoint(out_dir: Path, iteration: int, model: GaussianModel, generator: torch.Generator,
+                     perm: torch.Tensor, pos: int, settings: TrainSettings, log: list, sessions: list) -> None:
+    tensors, model_values = model.checkpoint_state()
+    tensors = {**tensors, "loop.rng_state": generator.get_state(), "loop.perm": perm}
+    state = {"iteration": iteration, "pos": pos, "settings": asdict(settings), "model": model_values, "log": log,
+             "sessions": sessions}
+    write_checkpoint(out_dir, tensors, state)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    text = json.dumps(data, indent=1, default=str, allow_nan=False)
+    write_durably(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
+
+
+def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -> dict:
+    """Write the model (when the run is complete) and train_summary.json; return the result."""
+    trained = sum(s["end"] - s["start"] for s in sessions)
+    seconds = sum(s["seconds"] for s in sessions)
+    longest = max(sessions, key=lambda s: s["end"] - s["start"], default=None)
+    finished = it == cfg.iterations
+    result = {"iterations": it, "finished": finished, "gaussians": len(model), "seconds": seconds,
+              "seconds_per_iteration": seconds / trained if trained else None,
+              "median_seconds_per_iteration": longest["median_seconds_per_iteration"] if longest else None,
+              "final_loss": log[-1]["loss"] if log else None, "sessions": sessions}
+    if finished:
+        ply = out_dir / PLY_NAME
         save_ply(model.export(), ply)
+        fsync_file(ply)
+        cam = views[0].camera
+        meta = build_training_metadata(ply, {
+            "method": "native" if settings.upscale == 1 else "hermite", "upscale": float(settings.upscale),
+            "lowres_dilation": "matched", "dilation": DEFAULT_DILATION, "background": list(settings.background),
+            "iterations": it, "width": cam.width, "height": cam.height, "sh_degree": cfg.sh_degree,
+            "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version()})
+        _write_json(metadata_path(ply), meta)
+        fsync_dir(out_dir)
         result["ply"] = str(ply)
-    with atomic_write(out_dir / "train_summary.json") as f:
-        f.write(json.dumps({"settings": asdict(settings), "result": result}, indent=1, default=str).encode())
-    result["model"] = model
-    return result
+        result["metadata"] = str(metadata_path(ply))
+    schedule = {k: getattr(cfg, k) for k in SCHEDULE_FIELDS}
+    _write_json(out_dir / SUMMARY_NAME, {"settings": asdict(settings), "schedule": schedule, "result": result,
+                                         "messages": messages, "log": log})
+    return {**result, "model": model}
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__

@@ -3,8 +3,9 @@
 Modules: ``settings`` (what the user chooses), ``frame`` (one frame and its phase times), ``dynres`` (the factor that
 holds a target frame time), ``motion`` (quick frames while the camera moves, a refined one when it stops),
 ``cameras`` (browser camera <-> splatup Camera, opening view, up axis), ``session`` (one client's frame loop),
-``gui`` (the controls), ``status`` (the status line), ``server`` (viser server, ``splatup view``).
-Names are imported lazily so that the command line can read the settings without loading the renderer.
+``gui`` (the controls), ``status`` (the status line), ``server`` (the viser server). The ``splatup view`` command is
+:mod:`splatup.cli.view`.
+Names are imported lazily: ``import splatup.view`` loads neither viser nor the renderer.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-_EXPORTS = {"Viewer": "server", "serve": "server", "ViewSettings": "settings", "VIEW_METHODS": "settings"}
+_EXPORTS = {"Viewer": "server", "ViewSettings": "settings", "opening_settings": "settings"}
 
 __all__ = sorted(_EXPORTS)
 

@@ -17,8 +17,6 @@ from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 
-DEFAULT_UP = (0.0, -1.0, 0.0)
-
 
 def quaternion_matrix(wxyz: Sequence[float]) -> np.ndarray:
     """[3, 3] rotation of a quaternion (w, x, y, z); normalised first."""
@@ -82,22 +80,18 @@ def opening_view(scene: Gaussians, up: Sequence[float], fov_deg: float, azimuth_
                        up=tuple(float(u) for u in up), fov_deg=float(fov_deg))
 
 
-def resolve_up(scene: Gaussians, up: str) -> tuple[tuple[float, float, float], str]:
-    """The world up axis and where it came from: ``up`` = 'auto' asks :func:`splatup.viewpoints.estimate_up`
-    (when this version has it; otherwise -y, the INRIA / COLMAP convention), anything else is parsed as '+z',
-    '-y' or 'x,y,z'."""
-    from .. import viewpoints
+def resolve_up(scene: Gaussians, up: str | Sequence[float] = "auto") -> tuple[tuple[float, float, float], str]:
+    """The world up axis (unit) and how it was chosen, one line for people. ``up`` = 'auto' asks
+    :func:`splatup.viewpoints.estimate_up` (from the Gaussians: the plane the scene stands on, checked against the
+    shading); an axis ('+z', '-y'), 'x,y,z' or a 3-vector is taken as given."""
+    from ..viewpoints import estimate_up, parse_vector
 
-    if up.strip().lower() != "auto":
-        return _unit(viewpoints.parse_vector(up, "--up"), "--up"), "given"
-    estimate = getattr(viewpoints, "estimate_up", None)
-    if estimate is None:
-        return DEFAULT_UP, "default (-y; no up-axis estimate in this version)"
-    result = estimate(scene, cameras=None)
-    vec = getattr(result, "up", result)
-    if isinstance(vec, torch.Tensor):
-        vec = vec.detach().cpu().numpy()
-    return _unit(np.asarray(vec, dtype=np.float64).reshape(3), "estimated up axis"), "estimated from the scene"
+    if isinstance(up, str):
+        if up.strip().lower() == "auto":
+            vec, estimate = estimate_up(scene)
+            return _unit(vec.tolist(), "estimated up axis"), f"estimated: {estimate.describe()}"
+        up = parse_vector(up, "--up")
+    return _unit(up, "--up"), "given (--up)"
 
 
 def _unit(v: Sequence[float], name: str) -> tuple[float, float, float]:

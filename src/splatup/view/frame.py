@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import pipeline
 from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
 from ..pipeline import render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
-from .settings import METHOD_DERIVATIVES, VIEW_METHODS
 
 PHASES = ("project", "sort", "composite", "upscale", "8-bit")
 
@@ -55,29 +55,38 @@ def render_frame(
     background: Sequence[float] = (0.0, 0.0, 0.0),
     split: bool = False,
 ) -> Frame:
-    """Render ``scene`` for ``cam`` with ``method`` at ``factor`` (>= 1; <= 1 or "native" renders natively).
+    """Render ``scene`` for ``cam`` with ``method`` at ``factor`` (>= 1; <= 1 or "native" renders natively; capped
+    at the image's width and height).
 
     With ``split`` the left floor(W/2) columns are native and the rest ``method``; column floor(W/2) - 1 is drawn
     as a divider in the colour opposite to the background.
     """
-    if method not in VIEW_METHODS:
-        raise SplatupInputError(f"view: method must be one of {', '.join(VIEW_METHODS)}; got {method!r}")
+    if method not in pipeline.METHODS:
+        raise SplatupInputError(f"view: method must be one of {', '.join(pipeline.METHODS)}; got {method!r}")
     phases = dict.fromkeys(PHASES, 0.0)
     with torch.no_grad():
         if split and cam.width >= 2:
             x0 = cam.width // 2
-            left, _, _ = _render_part(scene, crop_columns(cam, 0, x0), "native", 1.0, background, phases)
-            right, lowres, scaled = _render_part(scene, crop_columns(cam, x0, cam.width), method, factor, background,
-                                                 phases)
+            left, _, _, _ = _render_part(scene, crop_columns(cam, 0, x0), "native", 1.0, background, phases)
+            right, lowres, scaled, used = _render_part(scene, crop_columns(cam, x0, cam.width), method, factor,
+                                                       background, phases)
             img = torch.cat([left, right], dim=1)
             img[:, x0 - 1] = 1.0 - torch.as_tensor(background, dtype=img.dtype)
         else:
-            img, lowres, scaled = _render_part(scene, cam, method, factor, background, phases)
+            img, lowres, scaled, used = _render_part(scene, cam, method, factor, background, phases)
         t0 = time.perf_counter()
         image = to_uint8(img)
         phases["8-bit"] += time.perf_counter() - t0
-    used = 1.0 if lowres is None else float(factor)
     return Frame(image=image, method=method, factor=used, lowres=lowres, phases=phases, scaled_s=scaled)
+
+
+def lowres_derivatives(method: str) -> bool | str:
+    """``derivatives`` of the low-resolution render that ``method`` upscales (True, "first" or False), as
+    :func:`splatup.render` renders it: from ``splatup.pipeline.METHOD_DERIVATIVES`` (the table that comes with
+    "hermite-first"), and where the pipeline has no table yet by its rule that "hermite" alone uses derivatives.
+    A method missing from the table upscales the colour only."""
+    table = getattr(pipeline, "METHOD_DERIVATIVES", {"hermite": True})
+    return table.get(method, False)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
@@ -94,17 +103,20 @@ def crop_columns(cam: Camera, x0: int, x1: int) -> Camera:
 
 
 def _render_part(scene, cam, method, factor, background, phases):
-    """Image [H, W, 3] float, low-res size or None, and the seconds that scale as 1/factor^2; adds to ``phases``."""
+    """Image [H, W, 3] float, low-res size or None, the seconds that scale as 1/factor^2 and the factor used;
+    adds to ``phases``. The factor is capped at the image's width and height (a tiny canvas still keeps 1 low-res
+    pixel)."""
+    factor = min(float(factor), cam.width, cam.height)
     if method == "native" or factor <= 1.0:
         out = rasterize(scene, cam, background=background)
         _add_raster_phases(phases, out.timings)
-        return out.color, None, out.timings.get("composite", 0.0)
-    out, lr = render_lowres(scene, cam, factor, derivatives=METHOD_DERIVATIVES[method], background=background)
+        return out.color, None, out.timings.get("composite", 0.0), 1.0
+    out, lr = render_lowres(scene, cam, factor, derivatives=lowres_derivatives(method), background=background)
     _add_raster_phases(phases, out.timings)
     t0 = time.perf_counter()
     img = upscale_lowres(out, (cam.height, cam.width), method, clamp=True)
     phases["upscale"] += time.perf_counter() - t0
-    return img, (lr.width, lr.height), out.timings.get("composite", 0.0)
+    return img, (lr.width, lr.height), out.timings.get("composite", 0.0), factor
 
 
 def _add_raster_phases(phases: dict[str, float], timings: dict[str, float]) -> None:

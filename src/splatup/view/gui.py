@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .settings import FACTOR_RANGE, FOV_RANGE, VIEW_METHODS, ViewSettings
+from ..pipeline import METHODS
+from .settings import FACTOR_RANGE, FOV_RANGE, ViewSettings
 
 LABELS = {
     "method": "method",
@@ -24,7 +25,7 @@ class ViewerControls:
 
     def __init__(self, gui: Any, settings: ViewSettings, on_change: Callable[[str, Any], None]) -> None:
         self.status = gui.add_markdown("waiting for the first frame")
-        self.method = gui.add_dropdown(LABELS["method"], VIEW_METHODS, initial_value=settings.method,
+        self.method = gui.add_dropdown(LABELS["method"], METHODS, initial_value=settings.method,
                                        hint="native renders every pixel; the others render at 1/factor and upscale")
         self.factor = gui.add_slider(LABELS["factor"], FACTOR_RANGE[0], FACTOR_RANGE[1], 0.05, settings.factor,
                                      hint="upscaling factor of every frame, or of the still frame when auto is on")

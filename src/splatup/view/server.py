@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
-from .cameras import DEFAULT_UP, opening_view
+from .cameras import opening_view, resolve_up
 from .gui import ViewerControls
 from .session import CameraPose, ClientSession
 from .settings import ViewSettings
@@ -24,7 +24,9 @@ class Viewer:
         scene: the Gaussians to show.
         settings: starting settings of every new client.
         host, port: where to listen (port 0: any free port; a busy port: viser takes the next free one).
-        up: world up axis; the orbit controls turn about it and the opening camera stands on it.
+        up: world up axis, 'auto' (estimated from the scene, :func:`resolve_up`), an axis such as '-y' or a
+            3-vector; the orbit controls turn about it and the opening camera stands on it. ``up_source`` says
+            how it was chosen.
         size: (width, height) of the rendered image, either may be None for the browser canvas's size.
         verbose: let viser print its banner and connection messages.
     """
@@ -35,7 +37,7 @@ class Viewer:
         settings: ViewSettings | None = None,
         host: str = "127.0.0.1",
         port: int = 8080,
-        up: Sequence[float] = DEFAULT_UP,
+        up: str | Sequence[float] = "auto",
         size: tuple[int | None, int | None] = (None, None),
         verbose: bool = True,
     ) -> None:
@@ -43,7 +45,7 @@ class Viewer:
 
         self.scene = scene
         self.settings = settings or ViewSettings()
-        self.up = tuple(float(u) for u in up)
+        self.up, self.up_source = resolve_up(scene, up)
         self.size = size
         self.sessions: dict[int, ClientSession] = {}
         self._render_lock = threading.Lock()
@@ -143,22 +145,3 @@ def _pose(camera: Any) -> CameraPose:
     return CameraPose(position=tuple(float(v) for v in camera.position), wxyz=tuple(float(v) for v in camera.wxyz),
                       fov_y_rad=float(camera.fov), canvas_width=int(camera.image_width),
                       canvas_height=int(camera.image_height), stamp=float(camera.update_timestamp))
-
-
-def serve(scene_path, settings: ViewSettings, host: str = "127.0.0.1", port: int = 8080, up: str = "auto",
-          size: tuple[int | None, int | None] = (None, None)) -> None:
-    """Load a scene file and serve it until Ctrl-C (the ``splatup view`` command)."""
-    from rich.console import Console
-
-    from ..io import load_scene
-    from .cameras import resolve_up
-
-    console = Console(stderr=True)
-    with console.status(f"loading {scene_path}"):
-        scene = load_scene(scene_path)
-    up_vec, source = resolve_up(scene, up)
-    viewer = Viewer(scene, settings, host=host, port=port, up=up_vec, size=size, verbose=False)
-    console.print(f"{scene_path}: {len(scene):,} Gaussians; up axis ({', '.join(f'{u:.3g}' for u in up_vec)}), "
-                  f"{source}")
-    console.print(f"[bold]splatup view[/bold] at {viewer.url}  (Ctrl-C to stop)")
-    viewer.serve_forever()

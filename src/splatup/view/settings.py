@@ -1,4 +1,5 @@
-"""What the viewer's user chooses: method, factor, dynamic resolution, split view, background, field of view."""
+"""What the viewer's user chooses: method, factor, dynamic resolution, split view, background, field of view; and
+what a scene opens with (:func:`opening_settings`: a trained model as it was trained)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,6 @@ import math
 from dataclasses import dataclass, replace
 
 from ..errors import SplatupInputError
-
-# The methods the viewer offers, in the order of its dropdown, with the derivatives each needs from the low-resolution
-# render (``rasterize(derivatives=...)``). A new method of ``splatup.pipeline`` is one line here.
-METHOD_DERIVATIVES: dict[str, bool | str] = {
-    "native": False,
-    "hermite": True,
-    "fd-hermite": False,
-    "bicubic": False,
-    "lanczos": False,
-    "bilinear": False,
-    "nearest": False,
-}
-VIEW_METHODS = tuple(METHOD_DERIVATIVES)
 
 FACTOR_RANGE = (1.0, 4.0)
 FOV_RANGE = (10.0, 120.0)
@@ -29,7 +17,7 @@ class ViewSettings:
     """One client's display settings.
 
     Attributes:
-        method: one of :data:`VIEW_METHODS`.
+        method: one of :data:`splatup.pipeline.METHODS` (the viewer offers every method of :func:`splatup.render`).
         factor: upscaling factor in :data:`FACTOR_RANGE` (fractional). It is the factor of every frame when ``auto``
             is off, and of the refined frame once the camera stops when ``auto`` is on. Factor 1 renders natively
             (every upscaler is the identity there).
@@ -50,8 +38,10 @@ class ViewSettings:
     fov_deg: float = 50.0
 
     def __post_init__(self) -> None:
-        if self.method not in VIEW_METHODS:
-            raise SplatupInputError(f"view: method must be one of {', '.join(VIEW_METHODS)}; got {self.method!r}")
+        from ..pipeline import METHODS  # here, not at the top: the command line reads this module without torch
+
+        if self.method not in METHODS:
+            raise SplatupInputError(f"view: method must be one of {', '.join(METHODS)}; got {self.method!r}")
         lo, hi = FACTOR_RANGE
         if not _finite(self.factor) or not lo <= self.factor <= hi:
             raise SplatupInputError(f"view: factor must be a number in [{lo:g}, {hi:g}], got {self.factor!r}")
@@ -72,3 +62,32 @@ class ViewSettings:
 
 def _finite(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def opening_settings(
+    scene_path,
+    method: str | None = None,
+    factor: float | None = None,
+    background: tuple[float, float, float] | None = None,
+    **others,
+) -> tuple[ViewSettings, dict | None]:
+    """The settings a scene file opens with, and its training metadata (or None).
+
+    ``method``, ``factor`` and ``background`` left None come from the model's training metadata when it has one
+    (the ``.json`` that ``splatup train`` writes beside the ``.ply``), by the rule of ``splatup eval``
+    (:func:`splatup.train.evaluate.trained_render_options`): a model trained through Hermite x S opens with
+    hermite at factor S on its training background; a factor above the viewer's largest (4) opens at 4. Without
+    metadata, the :class:`ViewSettings` defaults (hermite x2 on black). ``others`` are further
+    :class:`ViewSettings` fields (auto, target_ms, split, fov_deg).
+
+    Raises:
+        SceneFormatError: a splatup metadata file beside the scene that is malformed (names the file and field).
+    """
+    from ..train.evaluate import trained_render_options
+
+    opts, meta = trained_render_options(scene_path, method, factor, background)
+    chosen = {"method": method, "factor": factor, "background": background}
+    if meta is not None:
+        chosen = {"method": opts["method"], "factor": min(float(opts["scale"]), FACTOR_RANGE[1]),
+                  "background": opts["background"]}
+    return ViewSettings(**{k: v for k, v in chosen.items() if v is not None}, **others), meta

@@ -1,0 +1,71 @@
+"""``kernel``: ``numba.njit`` whose on-disk cache is keyed on every source file of this package.
+
+numba's own cache (``cache=True``) invalidates a kernel only when the file that defines it changes. The
+compositing kernels inline helpers from other files of this package (:mod:`.lanes`, :mod:`.simd`), so a change
+there would leave a stale kernel in the cache. This cache uses the same files and format as numba's, but its
+freshness stamp is a digest of all ``*.py`` files of ``splatup/render`` plus the SIMD width, so any change to
+any of them recompiles every kernel that uses it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from pathlib import Path
+
+from numba import njit
+from numba.core.caching import CompileResultCacheImpl, FunctionCache
+
+from .simd import LANES
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=1)
+def sources_digest() -> str:
+    """sha256 over the names and contents of the package's Python files and the SIMD width."""
+    h = hashlib.sha256(f"lanes={LANES}\n".encode())
+    for path in sorted(_PACKAGE.glob("*.py")):
+        h.update(path.name.encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class _PackageStampLocator:
+    """numba's locator for the kernel's file, with the package digest as the source stamp."""
+
+    def __init__(self, inner) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def get_source_stamp(self):
+        return sources_digest()
+
+
+class _PackageStampImpl(CompileResultCacheImpl):
+    def __init__(self, py_func) -> None:
+        super().__init__(py_func)
+        self._locator = _PackageStampLocator(self._locator)
+        # one index file per SIMD width, so that processes with different widths do not evict each other
+        self._filename_base = f"{self._filename_base}-l{LANES}"
+
+
+class PackageKeyedCache(FunctionCache):
+    """numba's function cache with :class:`_PackageStampLocator`."""
+
+    _impl_class = _PackageStampImpl
+
+
+def kernel(**options):
+    """Decorator: ``njit(**options)`` with :class:`PackageKeyedCache` (``cache`` must not be given)."""
+    if "cache" in options:
+        raise TypeError("kernel: the cache is always on (keyed on the package sources); do not pass cache=")
+
+    def wrap(fn):
+        dispatcher = njit(**options)(fn)
+        dispatcher._cache = PackageKeyedCache(dispatcher.py_func)
+        return dispatcher
+
+    return wrap
