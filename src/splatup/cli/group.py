@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "demo": "splatup.cli.demo:demo",
     "train": "splatup.cli.train:train",
     "eval": "splatup.cli.evaluate:eval_cmd",
+    "view": "splatup.cli.view:view",
 }
 
 # click >= 8.2 raises this (a UsageError) for a group called without arguments; it shows the help, not an error
