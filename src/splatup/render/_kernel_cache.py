@@ -52,12 +52,15 @@ class _PackageStampImpl(CompileResultCacheImpl):
         self._filename_base = f"{self._filename_base}-l{LANES}"
 
 
-def _describe(value) -> str:
+def _describe(value, depth: int = 0) -> str:
     """A closure variable as text that is the same in every process: a dispatcher or function by its qualified
-    name (its code is covered by the package digest), anything else by its repr."""
+    name (its code is covered by the package digest) and, recursively, its own closure variables (two functions
+    made by one factory share a name and differ only there), anything else by its repr."""
     py_func = getattr(value, "py_func", value)
     if callable(py_func) and hasattr(py_func, "__qualname__"):
-        return f"{py_func.__module__}.{py_func.__qualname__}"
+        cells = getattr(py_func, "__closure__", None) or ()
+        inner = ",".join(_describe(c.cell_contents, depth + 1) for c in cells) if depth < 8 else "..."
+        return f"{py_func.__module__}.{py_func.__qualname__}({inner})"
     return repr(value)
 
 
