@@ -23,6 +23,7 @@ from scenes import front_camera, random_scene
 from splatup import reference as ref
 from splatup.cli import main
 from splatup.io.images import to_uint8
+from splatup.memory import UPSCALING_METHODS, estimate_render_bytes
 from splatup.metrics import psnr
 from splatup.pipeline import METHODS, lowres_derivatives
 from splatup.render.project import project
@@ -34,10 +35,10 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def check_first_order_against_fd(scene, cam, n: int, seed: int, label: str, dilation: float = 0.3,
                                  min_accept: float = 0.6) -> None:
-    """The fast "first" render: colour bit-identical to the plain render, dxy all zeros, dx and dy at the centres of
-    n random pixels that the scene covers (alpha > 0.5) within 2e-6 of the plane's scale of the FD of the float64 reference colour (float32 round-off), but for
-    at most 1 % of the pixels, where float32 flips a discrete decision the float64 reference takes the other way;
-    also equal to the full mode's dx, dy (to float32 round-off)."""
+    """The fast "first" render: colour bit-identical to the plain render, dxy all zeros, dx and dy at the centres of n
+    random pixels that the scene covers (alpha > 0.5) within 2e-6 of the plane's scale of the FD of the float64
+    reference colour (float32 round-off), but for at most 1 % of the pixels, where float32 flips a discrete decision
+    the float64 reference takes the other way; also equal to the full mode's dx, dy (to float32 round-off)."""
     first = su.rasterize(scene, cam, derivatives="first", background=BG, dilation=dilation)
     plain = su.rasterize(scene, cam, background=BG, dilation=dilation)
     full = su.rasterize(scene, cam, derivatives=True, background=BG, dilation=dilation)
@@ -132,10 +133,14 @@ def test_dxy_none_is_the_patch_with_zero_twist(lr, hr, channels):
 
 
 # ------------------------------------------------------------------------------------------- render
-def test_method_is_listed_with_its_render():
+def test_method_is_listed_with_its_render_and_memory_estimate():
     assert "hermite-first" in METHODS
     assert lowres_derivatives("hermite-first") == "first" and lowres_derivatives("hermite") is True
     assert lowres_derivatives("bicubic") is False
+    # the commands' memory check knows every upscaling method; "first" allocates the same images as the full mode
+    assert set(UPSCALING_METHODS) == set(METHODS) - {"native"}
+    assert (estimate_render_bytes(100_000, 1920, 1080, 2, "hermite-first")
+            == estimate_render_bytes(100_000, 1920, 1080, 2, "hermite"))
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """8-bit display quantisation: the one rule behind every uint8 image splatup makes.
 
-    u8 = floor(255 * clamp(v, 0, 1) + 0.5)      (round half up; NaN -> 0)
+    u8 = floor(255 * clamp(v, 0, 1) + 0.5)      (round half up)
 
 evaluated in float64. For a float32 value v the product 255 v is exact in float64 (24 + 8 significant bits), so
 the rule is applied exactly: the result is the nearest 8-bit level, and the only tie, v = 0.5 (127.5), goes to
@@ -19,12 +19,12 @@ _CHUNK = 1 << 15
 
 @njit(inline="always")
 def quantize_u8(v):
-    """One value (float32 or float64) -> np.uint8 by the module's rule. Compares, not min/max, so that NaN
-    becomes 0 instead of reaching the integer conversion (undefined for NaN)."""
-    x = np.float64(v)
-    x = x if x > 0.0 else 0.0
-    x = x if x < 1.0 else 1.0
-    return np.uint8(np.int32(x * 255.0 + 0.5))  # x >= 0: truncation is floor
+    """One finite value (float32 or float64) -> np.uint8 by the module's rule (NaN gives an undefined level: the
+    callers reject non-finite input). Clamped in the input's dtype with min / max, which compiles to faster code
+    than compare-and-select here (measured in the upscaler's row loop); the fused multiply-add that fastmath
+    callers may make of 255 x + 0.5 is exact as well."""
+    x = min(max(v, 0.0), 1.0)
+    return np.uint8(np.int32(np.float64(x) * 255.0 + 0.5))  # x >= 0: truncation is floor
 
 
 @njit(parallel=True, cache=True)
@@ -36,8 +36,8 @@ def _quantize_flat(src, dst):
 
 
 def quantize(arr: np.ndarray) -> np.ndarray:
-    """A float array of any shape -> uint8 array of the same shape by the module's rule (float32 and float64 as
-    they are, other float types through float32, exactly)."""
+    """A finite float array of any shape -> uint8 array of the same shape by the module's rule (float32 and float64
+    as they are, other float types through float32, exactly)."""
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float32)
     src = np.ascontiguousarray(arr).reshape(-1)
