@@ -54,12 +54,11 @@ IMAGE_PER_PIXEL = 12
 #: upscale/classic.py "fd-hermite", per low-res pixel: the three finite-difference derivative images and the
 #: differences' temporaries
 FD_DERIVATIVES_PER_PIXEL = 60
-#: io/images.py ``to_uint8`` + ``write_image``: the float64 copy of the image, its float64 ``astype`` and the
-#: clipped result (24 each), the NaN mask (1), the uint8 image (3) and PIL's 4-byte-per-pixel copy of it
-WRITE_PER_PIXEL = 80
-#: paths.py ``render_frame``: a video frame's 8-bit conversion (as WRITE_PER_PIXEL without PIL; since the
-#: upscalers quantise in their kernels, an upper bound)
-FRAME_PER_PIXEL = 76
+#: io/images.py ``to_uint8`` + ``write_image``: the uint8 image (3, quantised in one pass without a float copy) and
+#: PIL's 4-byte-per-pixel copy of it, rounded up
+WRITE_PER_PIXEL = 8
+#: paths.py ``render_frame``: a video frame, uint8 [H, W, 3] straight from ``render(..., dtype=torch.uint8)``
+FRAME_PER_PIXEL = 4
 
 # ------------------------------------------------------------------------ allowances for unknown counts
 #: tile-Gaussian pairs per rendered pixel assumed when the count is not given (real scenes: at most 2.6, docs/memory.md)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._checks import all_finite
 from .._quantize import quantize
 from ..errors import SceneFormatError, SplatupInputError
 from ._atomic import atomic_write, check_destination
@@ -218,8 +219,8 @@ def to_uint8(img: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
         raise SplatupInputError(f"{what}: expected an [H, W, 3] (or [H, W]) image, got shape {tuple(arr.shape)}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise SplatupInputError(f"{what}: expected float values in [0, 1], got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    if not all_finite(arr):  # one pass, no mask; the mask only to name the first bad value
+        bad = ~np.isfinite(arr)
         idx = tuple(int(v) for v in np.argwhere(bad)[0])
         raise SplatupInputError(f"{what}: has NaN or Inf values ({int(bad.sum())}), first at index {idx}")
     return quantize(arr)
