@@ -29,10 +29,14 @@ def quantize_u8(v):
 
 @njit(parallel=True, cache=True)
 def _quantize_flat(src, dst):
+    """src float [n] -> dst uint8 [n], in chunks over the threads. Each chunk loops over its own slices: indexing
+    the whole arrays with the global index instead measured 6x slower (not vectorised)."""
     n = src.shape[0]
     for c in prange((n + _CHUNK - 1) // _CHUNK):
-        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            dst[i] = quantize_u8(src[i])
+        s = src[c * _CHUNK:min(n, (c + 1) * _CHUNK)]
+        d = dst[c * _CHUNK:min(n, (c + 1) * _CHUNK)]
+        for i in range(s.shape[0]):
+            d[i] = quantize_u8(s[i])
 
 
 def quantize(arr: np.ndarray) -> np.ndarray:
