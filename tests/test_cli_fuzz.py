@@ -39,8 +39,8 @@ hostile_colours = st.one_of(st.sampled_from(["2,2,2", "255,0,0", "-0.1,0,0", "na
                                              "red", ",,", "0.5,,0.5", ""]),
                             st.tuples(*[st.floats(allow_nan=True, allow_infinity=True, width=32)] * 3).map(
                                 lambda t: ",".join(repr(v) for v in t)))
-valid_methods = st.sampled_from(["native", "hermite", "fd-hermite", "bicubic", "bicubic-pil", "lanczos", "bilinear",
-                                 "nearest"])
+valid_methods = st.sampled_from(["native", "hermite", "hermite-first", "fd-hermite", "bicubic", "bicubic-pil",
+                                 "lanczos", "bilinear", "nearest"])
 hostile_methods = st.sampled_from(["sharpen", "", "HERMITE", "hermite,"])
 
 CAMERA_VALID = {

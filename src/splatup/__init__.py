@@ -8,6 +8,8 @@ Public API (see DESIGN.md)::
     out = su.rasterize(scene, cam, derivatives=True)    # colour, alpha, depth, dC/dx, dC/dy, d2C/dxdy
     img = su.upscale(out.color, out.dx, out.dy, out.dxy, size=(H, W))
     img = su.render(scene, cam, scale=2, method="hermite")
+    # also: rasterize(..., derivatives="first") -> dC/dx, dC/dy only (dxy zeros); upscale(..., dxy=None);
+    # render(..., method="hermite-first"); render / upscale / upscale_classic(..., dtype=torch.uint8) -> 8-bit RGB
 
 Names are imported lazily so that ``import splatup`` stays cheap.
 """

@@ -54,11 +54,11 @@ IMAGE_PER_PIXEL = 12
 #: upscale/classic.py "fd-hermite", per low-res pixel: the three finite-difference derivative images and the
 #: differences' temporaries
 FD_DERIVATIVES_PER_PIXEL = 60
-#: io/images.py ``to_uint8`` + ``write_image``: the float64 copy of the image, its float64 ``astype`` and the
-#: clipped result (24 each), the NaN mask (1), the uint8 image (3) and PIL's 4-byte-per-pixel copy of it
-WRITE_PER_PIXEL = 80
-#: paths.py ``render_frame``: ``to_uint8`` of a video frame (as WRITE_PER_PIXEL without PIL)
-FRAME_PER_PIXEL = 76
+#: io/images.py ``to_uint8`` + ``write_image``: the uint8 image (3, quantised in one pass without a float copy) and
+#: PIL's 4-byte-per-pixel copy of it, rounded up
+WRITE_PER_PIXEL = 8
+#: paths.py ``render_frame``: a video frame, uint8 [H, W, 3] straight from ``render(..., dtype=torch.uint8)``
+FRAME_PER_PIXEL = 4
 
 # ------------------------------------------------------------------------ allowances for unknown counts
 #: tile-Gaussian pairs per rendered pixel assumed when the count is not given (real scenes: at most 2.6, docs/memory.md)
@@ -82,7 +82,10 @@ COMPARE_PER_METHOD_PER_PIXEL = 32
 LPIPS_PER_PIXEL = 96
 
 TILE_SIZE = 16  # render/tiles.py TILE_SIZE
-UPSCALING_METHODS = ("hermite", "fd-hermite", "bicubic", "bicubic-pil", "bilinear", "lanczos", "nearest")
+UPSCALING_METHODS = ("hermite", "hermite-first", "fd-hermite", "bicubic", "bicubic-pil", "bilinear", "lanczos",
+                     "nearest")
+#: the methods whose low-res render has derivative images (pipeline.METHOD_DERIVATIVES; "first" also allocates dxy)
+DERIVATIVE_METHODS = ("hermite", "hermite-first")
 
 
 def _threads() -> int:
@@ -130,12 +133,12 @@ def estimate_render_bytes(n_gaussians: int, width: int, height: int, scale: floa
                           derivatives: bool | None = None, write: bool = True, n_pairs: int | None = None,
                           longest_list: int | None = None, threads: int | None = None) -> int:
     """Bytes that rendering one ``width`` x ``height`` image of ``n_gaussians`` the way the commands do may take
-    at its peak: a native rasterization, or one at 1/``scale`` (with derivatives for "hermite") upscaled by
+    at its peak: a native rasterization, or one at 1/``scale`` (with derivatives for the Hermite methods) upscaled by
     ``method``; with ``write`` also the 8-bit conversion and PNG image of :func:`splatup.io.images.write_image`.
 
-    ``derivatives`` None: as ``method`` needs them (True for "hermite"); True also for a native render whose
-    derivative images are written. The estimate adds every buffer of every stage (rasterize, upscale, write) as if
-    none were reused, plus :data:`FIXED_OVERHEAD`: the allocator keeps freed buffers in the heap
+    ``derivatives`` None: as ``method`` needs them (True for "hermite" and "hermite-first"); True also for a native
+    render whose derivative images are written. The estimate adds every buffer of every stage (rasterize, upscale,
+    write) as if none were reused, plus :data:`FIXED_OVERHEAD`: the allocator keeps freed buffers in the heap
     (:mod:`splatup._malloc`), and a later stage's larger buffers need not fit in the holes an earlier stage left,
     so the peak lies between the largest stage and this sum (docs/memory.md). Integers throughout: absurd sizes give
     absurd estimates, not overflows."""
@@ -151,9 +154,9 @@ def estimate_render_bytes(n_gaussians: int, width: int, height: int, scale: floa
             total += 3 * IMAGE_PER_PIXEL * px + 2 * WRITE_PER_PIXEL * px
         return total + FIXED_OVERHEAD
     w, h = lowres_size(W, H, scale)
-    deriv = method == "hermite" if derivatives is None else bool(derivatives)
+    deriv = method in DERIVATIVE_METHODS if derivatives is None else bool(derivatives)
     total = rasterize_bytes(n_gaussians, w, h, deriv, n_pairs, longest_list, threads)
-    if method == "hermite":
+    if method in DERIVATIVE_METHODS:
         total += IMAGE_PER_PIXEL * px  # clamped inside the kernel
     elif method == "fd-hermite":
         total += FD_DERIVATIVES_PER_PIXEL * w * h + 2 * IMAGE_PER_PIXEL * px

@@ -2,10 +2,10 @@
 or fanned out with Dask (:mod:`splatup.fanout`), into a frame sink (:mod:`splatup.io.video`), with the render time
 of each frame.
 
-A frame is ``to_uint8(render(scene, cam, scale, method, background, mode))``: the same float image as
-``su.render``, rounded to 8 bit as ``write_image`` rounds it, so a PNG frame equals ``su.render``'s image
-quantised. Each process renders its first frame once untimed (JIT compilation, caches) so that the recorded
-times are those of steady rendering.
+A frame is ``render(scene, cam, scale, method, background, mode, dtype=torch.uint8)``: ``su.render``'s float image
+rounded to 8 bit as ``write_image`` rounds it (the upscalers quantise it in their kernels), so a PNG frame equals
+``su.render``'s image quantised. Each process renders its first frame once untimed (JIT compilation, caches) so that
+the recorded times are those of steady rendering.
 """
 
 from __future__ import annotations
@@ -38,15 +38,14 @@ class FrameSettings:
 
 
 def render_frame(cam: Camera, scene: Gaussians, settings: FrameSettings) -> tuple[np.ndarray, float]:
-    """One frame: (uint8 [H, W, 3] image, seconds spent in render + upscale)."""
+    """One frame: (uint8 [H, W, 3] image, seconds spent in render + upscale + 8-bit quantisation)."""
     import torch
 
-    from .io.images import to_uint8
     from .pipeline import render
 
     def run():
         return render(scene, cam, scale=settings.scale, method=settings.method, background=settings.background,
-                      mode=settings.mode)
+                      mode=settings.mode, dtype=torch.uint8)
 
     with torch.no_grad():
         key = (settings, cam.width, cam.height)
@@ -56,7 +55,7 @@ def render_frame(cam: Camera, scene: Gaussians, settings: FrameSettings) -> tupl
         t0 = time.perf_counter()
         img = run()
         dt = time.perf_counter() - t0
-    return to_uint8(img, what="frame"), dt
+    return img.numpy(), dt
 
 
 def render_path(

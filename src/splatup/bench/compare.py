@@ -6,6 +6,8 @@ LPIPS against native, and the time per frame of each path (median of repeats, in
 
 - native: rasterize at full size;
 - hermite: rasterize at 1/s with derivatives + Hermite upscale;
+- hermite-first: rasterize at 1/s with derivatives="first" (its own low-res render, made only when the method is
+  asked for) + Hermite upscale with d2C/dxdy = 0;
 - any classic method: rasterize at 1/s without derivatives + that upscaler.
 """
 
@@ -21,7 +23,7 @@ import torch
 
 from ..camera import Camera
 from ..gaussians import Gaussians
-from ..pipeline import CLASSIC_METHODS, render_lowres, upscale_lowres
+from ..pipeline import CLASSIC_METHODS, lowres_derivatives, render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
 from .timing import interleaved_medians
 
@@ -77,7 +79,11 @@ def compare_view(
     native = rasterize(scene, cam, background=background).color
     lr_out, lr_cam = render_lowres(scene, cam, scale, derivatives=True, background=background,
                                    lowres_dilation=lowres_dilation)
-    images = {m: upscale_lowres(lr_out, size, m) for m in methods}
+    need_first = any(lowres_derivatives(m) == "first" for m in methods)
+    lr_first = render_lowres(scene, cam, scale, derivatives="first", background=background,
+                             lowres_dilation=lowres_dilation)[0] if need_first else None
+    source = {m: lr_first if lowres_derivatives(m) == "first" else lr_out for m in methods}
+    images = {m: upscale_lowres(source[m], size, m) for m in methods}
 
     fns: dict[str, Callable[[], object]] = {
         "native": lambda: rasterize(scene, cam, background=background),
@@ -86,13 +92,17 @@ def compare_view(
         "lowres_derivatives": lambda: render_lowres(scene, cam, scale, derivatives=True, background=background,
                                                     lowres_dilation=lowres_dilation),
     }
+    if need_first:
+        fns["lowres_first"] = lambda: render_lowres(scene, cam, scale, derivatives="first", background=background,
+                                                    lowres_dilation=lowres_dilation)
     for m in methods:
-        fns[f"upscale/{m}"] = (lambda m=m: upscale_lowres(lr_out, size, m))
+        fns[f"upscale/{m}"] = (lambda m=m: upscale_lowres(source[m], size, m))
     t = interleaved_medians(fns, repeats, warmup=1)
 
+    base_of = {True: "lowres_derivatives", "first": "lowres_first", False: "lowres_plain"}
     results = {}
     for m in methods:
-        base = t["lowres_derivatives"] if m == "hermite" else t["lowres_plain"]
+        base = t[base_of[lowres_derivatives(m)]]
         results[m] = MethodResult(m, images[m], base + t[f"upscale/{m}"], quality_metrics(images[m], native, use_lpips))
     nat = MethodResult("native", native, t["native"], {"psnr": math.inf, "ssim": 1.0, "lpips": 0.0})
     return ViewComparison(cam, scale, nat, results, (lr_cam.height, lr_cam.width), t)

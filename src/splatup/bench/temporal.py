@@ -98,10 +98,11 @@ def compare_path(
     on_frame: Callable[[int, int], None] | None = None,
 ) -> PathComparison:
     """Render every camera natively and at 1/``scale`` (one low-res render with derivatives per frame, upscaled by
-    every method, as :func:`splatup.bench.compare.compare_view`), and measure each method's temporal stability and
-    per-frame quality against the native path. Keeps the first ``strip`` frames of each for a figure."""
+    every method, as :func:`splatup.bench.compare.compare_view`; "hermite-first" upscales its own render with
+    ``derivatives="first"``), and measure each method's temporal stability and per-frame quality against the native
+    path. Keeps the first ``strip`` frames of each for a figure."""
     from ..metrics import psnr, ssim
-    from ..pipeline import render_lowres, upscale_lowres
+    from ..pipeline import lowres_derivatives, render_lowres, upscale_lowres
     from ..render.rasterize import rasterize
 
     acc = {m: TemporalStability() for m in methods}
@@ -113,11 +114,13 @@ def compare_path(
             size = (cam.height, cam.width)
             nat = rasterize(scene, cam, background=background).color.clamp(0, 1)
             lr, lr_cam = render_lowres(scene, cam, scale, derivatives=True, background=background)
+            lr_first = (render_lowres(scene, cam, scale, derivatives="first", background=background)[0]
+                        if any(lowres_derivatives(m) == "first" for m in methods) else None)
             lr_size = (lr_cam.height, lr_cam.width)
             if t < strip:
                 frames["native"].append(nat.numpy().copy())
             for m in methods:
-                img = upscale_lowres(lr, size, m)
+                img = upscale_lowres(lr_first if lowres_derivatives(m) == "first" else lr, size, m)
                 acc[m].add(img, nat)
                 quality[m]["psnr"].append(float(psnr(img, nat)))
                 quality[m]["ssim"].append(float(ssim(img, nat)))

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .._checks import all_finite
+from .._quantize import quantize
 from ..errors import SceneFormatError, SplatupInputError
 from ._atomic import atomic_write, check_destination
 from ._validate import MAX_IMAGE_PIXELS, check_image_pixels
@@ -204,25 +206,30 @@ def read_image(
 
 
 def to_uint8(img: torch.Tensor | np.ndarray, what: str = "image") -> np.ndarray:
-    """[H, W, 3] (or [H, W] / [H, W, 1]) float image -> uint8 [H, W, 3] / [H, W]: clamp to [0, 1], round(255 v)."""
-    arr = img.detach().to("cpu", torch.float64).numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    """[H, W, 3] (or [H, W] / [H, W, 1]) float image -> uint8 [H, W, 3] / [H, W]: floor(255 clamp(v, 0, 1) + 0.5),
+    the rule of :mod:`splatup._quantize` that ``su.render(..., dtype=torch.uint8)`` also uses (the same bytes)."""
+    if isinstance(img, torch.Tensor):
+        img = img.detach().to("cpu")
+        arr = (img if img.dtype in (torch.float32, torch.float64) else img.to(torch.float64)).numpy()
+    else:
+        arr = np.asarray(img)
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[..., 0]
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 3)) or arr.shape[0] == 0 or arr.shape[1] == 0:
         raise SplatupInputError(f"{what}: expected an [H, W, 3] (or [H, W]) image, got shape {tuple(arr.shape)}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise SplatupInputError(f"{what}: expected float values in [0, 1], got dtype {arr.dtype}")
-    bad = ~np.isfinite(arr)
-    if bad.any():
+    if not all_finite(arr):  # one pass, no mask; the mask only to name the first bad value
+        bad = ~np.isfinite(arr)
         idx = tuple(int(v) for v in np.argwhere(bad)[0])
         raise SplatupInputError(f"{what}: has NaN or Inf values ({int(bad.sum())}), first at index {idx}")
-    return np.round(np.clip(arr.astype(np.float64), 0.0, 1.0) * 255.0).astype(np.uint8)
+    return quantize(arr)
 
 
 def write_image(path: str | os.PathLike, img: torch.Tensor | np.ndarray, quality: int = 95) -> Path:
     """Write a float image [H, W, 3] (or greyscale [H, W] / [H, W, 1]) in [0, 1] as PNG or JPEG (by extension).
 
-    Values are clamped to [0, 1] and rounded to 8 bit (round(255 v)). The file is written to a temporary file
+    Values are clamped to [0, 1] and rounded to 8 bit (:func:`to_uint8`). The file is written to a temporary file
     in the same folder and then moved into place: ``path`` is never left half-written.
 
     Args:

@@ -16,8 +16,8 @@ import torch
 
 from ..errors import SplatupInputError
 from ..upscale.classic import METHODS
-from ..upscale.util import check_image, check_size
-from .hermite import hermite_patch
+from ..upscale.util import check_image, check_out_dtype, check_size
+from .hermite import hermite_patch, to_display
 
 FN = "reference.upscale_classic"
 
@@ -65,14 +65,17 @@ def _gradient(f: torch.Tensor, dim: int) -> torch.Tensor:
     return torch.gradient(f, dim=dim, edge_order=1)[0]
 
 
-def upscale_classic(image: torch.Tensor, size: tuple[int, int], method: str = "bicubic") -> torch.Tensor:
+def upscale_classic(image: torch.Tensor, size: tuple[int, int], method: str = "bicubic",
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
     """Resample ``image`` [h, w, C] or [B, h, w, C] (float32/float64) to ``size`` = (H, W) with ``method`` (one of
     :data:`splatup.upscale.classic.METHODS`); same arguments, checks and result as :func:`splatup.upscale_classic`.
-    Returns the input's layout and dtype."""
+    Returns the input's layout and dtype, or with ``dtype`` torch.uint8 the 8-bit display image
+    (:func:`splatup.reference.hermite.to_display`)."""
     if method not in METHODS:
         raise SplatupInputError(f"{FN}: method must be one of {', '.join(METHODS)}; got {method!r}")
     x = check_image(image, "image", FN)
     H, W = check_size(size, FN)
+    out_dtype = check_out_dtype(dtype, x.dtype, FN)
     if not bool(torch.isfinite(x).all()):
         raise SplatupInputError(f"{FN}: image contains NaN or infinite values")
     if method == "fd-hermite":
@@ -82,6 +85,8 @@ def upscale_classic(image: torch.Tensor, size: tuple[int, int], method: str = "b
         My = resampling_matrix(H, x.shape[1], method).to(x.dtype)
         Mx = resampling_matrix(W, x.shape[2], method).to(x.dtype)
         out = torch.einsum("Yy,byxc,Xx->bYXc", My, x, Mx)
+    if out_dtype == torch.uint8:
+        out = to_display(out.detach())
     return out if image.dim() == 4 else out[0]
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import SplatupInputError
-from ..upscale.util import check_image, check_size
+from ..upscale.util import check_image, check_out_dtype, check_size
 
 H_CUBIC = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (-3.0, 3.0, -2.0, -1.0), (2.0, -2.0, 1.0, 1.0))
 H_SINGLE = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0))
@@ -64,26 +64,38 @@ def hermite_patch(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: 
     return torch.einsum("wp,nhwcpq,hq->nhwc", mx, A, my)
 
 
-def upscale(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor, size: tuple[int, int],
-            clamp: bool = False) -> torch.Tensor:
+def to_display(img: torch.Tensor) -> torch.Tensor:
+    """The 8-bit display value of a float image, formulated apart from :mod:`splatup._quantize`: round to the
+    nearest of the 256 levels (ties to even) in float64 after clamping to [0, 1]. For float32 values the two agree
+    exactly (their only tie, 0.5 -> 128, is even)."""
+    return torch.round(img.double().clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
+def upscale(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor | None, size: tuple[int, int],
+            clamp: bool = False, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Gradient-aware Hermite upscaling, twin of :func:`splatup.upscale` (same arguments, checks and result).
 
     color, dx, dy, dxy: [h, w, C] or [B, h, w, C], one shape and dtype (float32 or float64), derivatives in
-    low-res pixel units. size: (H, W). clamp: clip the result to [0, 1]. Returns [H, W, C] or [B, H, W, C] in
-    the inputs' dtype. Non-finite input raises SplatupInputError naming the argument.
+    low-res pixel units; dxy None: zeros. size: (H, W). clamp: clip the result to [0, 1]. dtype: None (the
+    inputs' dtype) or torch.uint8 (:func:`to_display` of the clamped result). Returns [H, W, C] or [B, H, W, C].
+    Non-finite input raises SplatupInputError naming the argument.
     """
     fn = "reference.upscale"
     names = ("color", "dx", "dy", "dxy")
     c4 = check_image(color, "color", fn)
-    others = [check_image(t, n, fn, color, "color") for t, n in zip((dx, dy, dxy), names[1:], strict=True)]
+    others = [check_image(t, n, fn, color, "color") for t, n in zip((dx, dy), names[1:3], strict=True)]
+    others.append(torch.zeros_like(c4) if dxy is None else check_image(dxy, "dxy", fn, color, "color"))
     H, W = check_size(size, fn)
     if not isinstance(clamp, (bool, np.bool_)):
         raise SplatupInputError(f"{fn}: clamp must be True or False, got {clamp!r}")
+    out_dtype = check_out_dtype(dtype, c4.dtype, fn)
     for name, t in zip(names, (c4, *others), strict=True):
         if not bool(torch.isfinite(t).all()):
             raise SplatupInputError(f"{fn}: {name} contains NaN or infinite values")
     out = hermite_patch(c4, *others, (H, W))
-    if clamp:
+    if out_dtype == torch.uint8:
+        out = to_display(out.detach())
+    elif clamp:
         out = out.clamp(0.0, 1.0)
     return out if color.dim() == 4 else out[0]
 

@@ -11,7 +11,7 @@ import torch
 
 from ..gaussians import Gaussians
 from ..io.datasets import load_dataset
-from ..pipeline import check_method, render_lowres, upscale_lowres
+from ..pipeline import check_method, lowres_derivatives, render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
 from .metadata import read_training_metadata
 from .trainer import TrainView, load_views
@@ -40,11 +40,11 @@ class EvalSettings:
 
 
 def render_for_eval(scene: Gaussians, camera, settings: EvalSettings) -> torch.Tensor:
-    """The image [H, W, 3] at ``camera``'s size: rasterized natively, or rendered at 1/scale (with derivatives for
-    Hermite) and upscaled by ``settings.method``."""
+    """The image [H, W, 3] at ``camera``'s size: rasterized natively, or rendered at 1/scale (with the derivatives
+    the Hermite methods use) and upscaled by ``settings.method``."""
     if settings.method == "native":
         return rasterize(scene, camera, background=settings.background).color
-    out, _ = render_lowres(scene, camera, settings.scale, derivatives=(settings.method == "hermite"),
+    out, _ = render_lowres(scene, camera, settings.scale, derivatives=lowres_derivatives(settings.method),
                            background=settings.background, lowres_dilation=settings.lowres_dilation)
     return upscale_lowres(out, (camera.height, camera.width), settings.method)
 

@@ -23,8 +23,10 @@ PIL, whose kernels widen with the reduction factor).
 
 Kernels: per output row, a y pass mixes the T input rows of the row's taps (contiguous, vectorised) into a
 row padded by T/2 replicated pixels on each side, then an x pass in the periodic form of ``geometry.py``.
-The backward is the adjoint; output rows are grouped by their first y tap, and groups whose first taps
-differ by a multiple of T write disjoint input rows, so T passes of parallel groups are race-free.
+With uint8 output (``dtype=torch.uint8``) each row is evaluated into a float scratch row and quantised into the
+output as in the Hermite kernel. The backward is the adjoint; output rows are grouped by their first y tap, and
+groups whose first taps differ by a multiple of T write disjoint input rows, so T passes of parallel groups are
+race-free.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._quantize import quantize_u8
 from ..errors import SplatupInputError
 from .geometry import PhaseTable, phase_table, source_index
 from .hermite import upscale
@@ -43,6 +46,7 @@ from .util import (
     FASTMATH,
     PLANAR_MAX_PERIOD,
     check_image,
+    check_out_dtype,
     check_size,
     dynamic_chunks,
     kernel_for,
@@ -175,12 +179,14 @@ def _x_row(a, o, t, C, P, Q, st, pw, lo, hi, planar):
                         o[ob + c] += wt * a[ab + c]
 
 
-def _make_forward(n_channels: int):
-    """Forward kernel with the channel count fixed at compile time (0: any); see hermite._make_forward."""
+def _make_forward(n_channels: int, quantized: bool = False):
+    """Forward kernel with the channel count fixed at compile time (0: any) and, with ``quantized``, uint8 output
+    quantised per row (see hermite._make_forward)."""
 
     @njit(parallel=True, fastmath=FASTMATH, cache=True)
     def kernel(img, yrows, yw, pad, P, Q, st, pw, lo, hi, planar, out, nchunk, check):
-        """Resample img [B, h, w, C] into out [B, H, W, C]; check[chunk] as in the Hermite kernel."""
+        """Resample img [B, h, w, C] into out [B, H, W, C] (out uint8 when quantized); check[chunk] as in the
+        Hermite kernel."""
         B, h, w, C = img.shape
         CC = n_channels if n_channels else C
         H = out.shape[1]
@@ -193,6 +199,7 @@ def _make_forward(n_channels: int):
         for ch in prange(nchunk):
             a = np.zeros(L + 2 * p0, img.dtype)
             t = np.empty(L + 2 * p0, img.dtype)
+            orow = np.empty(out.shape[2] * C if quantized else 0, img.dtype)
             acc = a[0]
             mid = a[p0:p0 + L]
             for row in range(ch * nrows // nchunk, (ch + 1) * nrows // nchunk):
@@ -213,7 +220,13 @@ def _make_forward(n_channels: int):
                     for c in range(CC):
                         a[q * CC + c] = a[p0 + c]
                         a[p0 + L + q * CC + c] = a[p0 + L - CC + c]
-                _x_row(a, oo[row], t, CC, P, Q, st, pw, lo, hi, planar)
+                if quantized:
+                    _x_row(a, orow, t, CC, P, Q, st, pw, lo, hi, planar)
+                    o8 = oo[row]
+                    for k in range(orow.shape[0]):
+                        o8[k] = quantize_u8(orow[k])
+                else:
+                    _x_row(a, oo[row], t, CC, P, Q, st, pw, lo, hi, planar)
             check[ch] = acc
 
     return kernel
@@ -305,8 +318,10 @@ def _xt_args(xt: PhaseTable) -> tuple:
 
 def classic_forward(img: np.ndarray, size: tuple[int, int], method: str,
                     out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """numpy entry: [B, h, w, C] C-contiguous float array -> ([B, H, W, C], finite). finite: every input value
-    was seen and finite; False when one was not, or when downscaling in y skipped rows (then check the inputs)."""
+    """numpy entry: [B, h, w, C] C-contiguous float array -> ([B, H, W, C], finite). ``out`` (optional) of the
+    input dtype, or uint8 for the display output (clamped and quantised per row, :mod:`splatup._quantize`).
+    finite: every input value was seen and finite; False when one was not, or when downscaling in y skipped rows
+    (then check the inputs)."""
     B, h, w, C = img.shape
     H, W = size
     plan = classic_plan(H, W, h, w, method, img.dtype.name)
@@ -315,7 +330,8 @@ def classic_forward(img: np.ndarray, size: tuple[int, int], method: str,
     nch = n_chunks(B * H)
     check = np.zeros(nch, img.dtype)
     with dynamic_chunks():
-        kernel_for(_FORWARD, _make_forward, C)(img, plan.yrows, plan.yw, plan.pad, *_xt_args(plan.xt), out, nch, check)
+        kernel_for(_FORWARD, _make_forward, C, out.dtype == np.uint8)(img, plan.yrows, plan.yw, plan.pad,
+                                                                     *_xt_args(plan.xt), out, nch, check)
     # downscaling in y skips input rows, which the kernel's check does not see
     return out, bool(np.isfinite(check).all()) and H >= h
 
@@ -332,19 +348,25 @@ def classic_backward(g: np.ndarray, in_shape: tuple[int, int, int, int], method:
     return grad
 
 
+def run_forward(image: torch.Tensor, size: tuple[int, int], method: str, dtype: torch.dtype) -> torch.Tensor:
+    """Checked [B, h, w, C] image -> a new [B, H, W, C] tensor of ``dtype`` (the image's dtype, or uint8: quantised
+    in the kernel); non-finite input raises SplatupInputError naming ``image``."""
+    arr = image.detach().contiguous().numpy()
+    out = torch.empty((image.shape[0], size[0], size[1], image.shape[3]), dtype=dtype)
+    _, finite = classic_forward(arr, size, method, out=out.numpy())
+    if not finite:
+        raise_non_finite("upscale_classic", ("image",), (arr,))
+    return out
+
+
 class ClassicResample(torch.autograd.Function):
     """image [B, h, w, C] -> [B, H, W, C] with a fixed separable kernel; the backward is the adjoint."""
 
     @staticmethod
     def forward(ctx, image, size, method):
-        arr = image.detach().contiguous().numpy()
-        out = torch.empty((image.shape[0], size[0], size[1], image.shape[3]), dtype=image.dtype)
-        _, finite = classic_forward(arr, size, method, out=out.numpy())
-        if not finite:
-            raise_non_finite("upscale_classic", ("image",), (arr,))
         ctx.in_shape = tuple(image.shape)
         ctx.method = method
-        return out
+        return run_forward(image, size, method, image.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -374,22 +396,28 @@ def finite_difference_derivatives(f: torch.Tensor) -> tuple[torch.Tensor, torch.
     return fx, central_difference(f, 1), central_difference(fx, 1)
 
 
-def upscale_classic(image: torch.Tensor, size: tuple[int, int], method: str = "bicubic") -> torch.Tensor:
+def upscale_classic(image: torch.Tensor, size: tuple[int, int], method: str = "bicubic",
+                    dtype: torch.dtype | None = None) -> torch.Tensor:
     """Resample ``image`` [h, w, C] or [B, h, w, C] (float32/float64) to ``size`` = (H, W) with a classic
     kernel: "nearest", "bilinear", "bicubic" (Keys a = -0.75, = cv2 INTER_CUBIC / torch bicubic),
     "bicubic-pil" (a = -0.5, = PIL BICUBIC), "lanczos" (Lanczos-3, = PIL LANCZOS) or "fd-hermite" (the
     Hermite patch with finite-difference derivatives). Half-pixel geometry, replicated border, no
     antialiasing when downscaling (see the module docstring). Differentiable w.r.t. ``image``. Returns the
-    input's layout and dtype."""
+    input's layout, and its dtype for ``dtype`` None; torch.uint8: 8-bit display output, each row clamped to
+    [0, 1] and quantised by floor(255 v + 0.5) in the kernel as it is evaluated (every method; not
+    differentiable)."""
     fn = "upscale_classic"
     if method not in METHODS:
         raise SplatupInputError(f"{fn}: method must be one of {', '.join(METHODS)}; got {method!r}")
     x = check_image(image, "image", fn)
     H, W = check_size(size, fn)
+    out_dtype = check_out_dtype(dtype, x.dtype, fn)
     if method == "fd-hermite":
         # the differences would spread a NaN into the derivatives, reported under the wrong name
         raise_non_finite(fn, ("image",), (x.detach().numpy(),))
-        out = upscale(x, *finite_difference_derivatives(x), size=(H, W))
+        out = upscale(x, *finite_difference_derivatives(x), size=(H, W), dtype=out_dtype)
+    elif out_dtype == torch.uint8:
+        out = run_forward(x, (H, W), method, torch.uint8)
     else:
         out = ClassicResample.apply(x, (H, W), method)
     return out if image.dim() == 4 else out[0]

@@ -20,6 +20,11 @@ one vectorised loop over contiguous input pixels followed by a strided copy into
 output pixel is evaluated directly (scalar). The map is linear in (f, fx, fy, fxy); the backward is its
 adjoint, made race-free without atomics by running the cells of even and odd y index in two parallel
 passes (a cell writes only its own two low-res rows).
+
+Two compile-time switches of the forward kernel: the first-order patch (dxy None: d2f/dxdy = 0, the y pass reads
+three images instead of four) and the 8-bit display output (each row is evaluated in the input dtype into a
+scratch row, then clamped and quantised into the uint8 output, :mod:`splatup._quantize`: no full-size float
+image is made, and the bytes equal the float image quantised).
 """
 
 from __future__ import annotations
@@ -31,12 +36,14 @@ import numpy as np
 import torch
 from numba import njit, prange
 
+from .._quantize import quantize_u8
 from ..errors import SplatupInputError
 from .geometry import PhaseTable, phase_table, source_index
 from .util import (
     FASTMATH,
     PLANAR_MAX_PERIOD,
     check_image,
+    check_out_dtype,
     check_size,
     dynamic_chunks,
     kernel_for,
@@ -146,14 +153,17 @@ def _x_row(a, b, o, t, C, P, Q, st, pw, lo, hi, bx, bst, bw, planar):
             o[ob + c] = w0 * a[ab + c] + w1 * a[ab + C + c] + w2 * b[ab + c] + w3 * b[ab + C + c]
 
 
-def _make_forward(n_channels: int):
-    """Forward kernel with the channel count fixed at compile time (0: any, read from the shape). A literal
-    count lets LLVM unroll the channel loop of the x pass, about 2x faster than a runtime-length loop."""
+def _make_forward(n_channels: int, quantized: bool = False, twist: bool = True):
+    """Forward kernel specialised at compile time: the channel count (0: any, read from the shape; a literal count
+    lets LLVM unroll the channel loop of the x pass, about 2x faster than a runtime-length loop); ``quantized``: out
+    is uint8 and each row, evaluated into a float scratch row, is clamped and quantised into it
+    (:func:`splatup._quantize.quantize_u8`); ``twist``: read fxy, else the patch takes d2f/dxdy = 0 (fxy unused)."""
 
     @njit(parallel=True, fastmath=FASTMATH, cache=True)
     def kernel(f, fx, fy, fxy, ycell, yw, ystep, P, Q, st, pw, lo, hi, bx, bst, bw, planar, out, nchunk, clamp,
                bounds, check):
-        """Upscale [B, h, w, C] values and derivatives into out [B, H, W, C] (all C-contiguous, one dtype).
+        """Upscale [B, h, w, C] values and derivatives into out [B, H, W, C] (all C-contiguous, one float dtype;
+        out uint8 when quantized).
 
         check[chunk] receives the sum of the chunk's y-pass rows: non-finite iff an input value read was
         non-finite (or, harmlessly, the sum overflowed). clamp: clip the output to [bounds[0], bounds[1]].
@@ -174,6 +184,7 @@ def _make_forward(n_channels: int):
             a = np.zeros(L + C, f.dtype)
             b = np.zeros(L + C, f.dtype)
             t = np.empty(L + C, f.dtype)
+            orow = np.empty(M if quantized else 0, f.dtype)
             acc = a[L]
             for row in range(ch * nrows // nchunk, (ch + 1) * nrows // nchunk):
                 bi = row // H
@@ -186,15 +197,24 @@ def _make_forward(n_channels: int):
                 v3 = yw[Y, 3]
                 for k in range(L):  # y pass: the row of values a and of x-slopes b at this output row's y
                     ak = v0 * ff[bi, j0, k] + v1 * ff[bi, j1, k] + v2 * ffy[bi, j0, k] + v3 * ffy[bi, j1, k]
-                    bk = v0 * ffx[bi, j0, k] + v1 * ffx[bi, j1, k] + v2 * ffxy[bi, j0, k] + v3 * ffxy[bi, j1, k]
+                    if twist:
+                        bk = v0 * ffx[bi, j0, k] + v1 * ffx[bi, j1, k] + v2 * ffxy[bi, j0, k] + v3 * ffxy[bi, j1, k]
+                    else:
+                        bk = v0 * ffx[bi, j0, k] + v1 * ffx[bi, j1, k]
                     a[k] = ak
                     b[k] = bk
                     acc += ak + bk
-                o = oo[row]
-                _x_row(a, b, o, t, CC, P, Q, st, pw, lo, hi, bx, bst, bw, planar)
-                if clamp:
+                if quantized:
+                    _x_row(a, b, orow, t, CC, P, Q, st, pw, lo, hi, bx, bst, bw, planar)
+                    o8 = oo[row]
                     for k in range(M):
-                        o[k] = min(max(o[k], bounds[0]), bounds[1])
+                        o8[k] = quantize_u8(orow[k])
+                else:
+                    o = oo[row]
+                    _x_row(a, b, o, t, CC, P, Q, st, pw, lo, hi, bx, bst, bw, planar)
+                    if clamp:
+                        for k in range(M):
+                            o[k] = min(max(o[k], bounds[0]), bounds[1])
             check[ch] = acc
 
     return kernel
@@ -324,23 +344,27 @@ def _xt_args(xt: PhaseTable) -> tuple:
             xt.border_weights, xt.period <= PLANAR_MAX_PERIOD)
 
 
-def hermite_forward(f: np.ndarray, fx: np.ndarray, fy: np.ndarray, fxy: np.ndarray, size: tuple[int, int],
+def hermite_forward(f: np.ndarray, fx: np.ndarray, fy: np.ndarray, fxy: np.ndarray | None, size: tuple[int, int],
                     clamp: bool = False, out: np.ndarray | None = None) -> tuple[np.ndarray, bool]:
-    """numpy entry: [B, h, w, C] C-contiguous arrays of one float dtype -> ([B, H, W, C], finite). finite: every
-    input value was seen and finite; False when one was not, or when downscaling in y skipped rows (then check the
-    inputs)."""
+    """numpy entry: [B, h, w, C] C-contiguous arrays of one float dtype -> ([B, H, W, C], finite). fxy None: the
+    patch takes d2f/dxdy = 0 without reading an array. ``out`` (optional) of the input dtype, or uint8 for the
+    display output (clamped and quantised per row, :mod:`splatup._quantize`; ``clamp`` is then implied).
+    finite: every input value was seen and finite; False when one was not, or when downscaling in y skipped rows
+    (then check the inputs)."""
     B, h, w, C = f.shape
     H, W = size
     plan = hermite_plan(H, W, h, w, f.dtype.name)
     if out is None:
         out = np.empty((B, H, W, C), f.dtype)
+    quantized = out.dtype == np.uint8
+    twist = fxy is not None
     nch = n_chunks(B * H)
     check = np.zeros(nch, f.dtype)
     bounds = np.array([0.0, 1.0], f.dtype)
-    kernel = kernel_for(_FORWARD, _make_forward, C)
+    kernel = kernel_for(_FORWARD, _make_forward, C, quantized, twist)
     with dynamic_chunks():
-        kernel(f, fx, fy, fxy, plan.ycell, plan.yw, plan.ystep, *_xt_args(plan.xt), out, nch, bool(clamp), bounds,
-               check)
+        kernel(f, fx, fy, fxy if twist else f, plan.ycell, plan.yw, plan.ystep, *_xt_args(plan.xt), out, nch,
+               bool(clamp), bounds, check)
     # downscaling in y skips low-res rows, which the kernel's check does not see
     return out, bool(np.isfinite(check).all()) and H >= h
 
@@ -359,18 +383,27 @@ def hermite_backward(g: np.ndarray, in_shape: tuple[int, int, int, int]) -> tupl
 
 
 # ------------------------------------------------------------------------------------------- autograd + API
+def run_forward(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor | None,
+                size: tuple[int, int], clamp: bool, dtype: torch.dtype) -> torch.Tensor:
+    """Checked [B, h, w, C] inputs -> a new [B, H, W, C] tensor of ``dtype`` (the inputs' dtype, or uint8:
+    quantised in the kernel); non-finite input raises SplatupInputError naming the argument."""
+    ins = (color, dx, dy) if dxy is None else (color, dx, dy, dxy)
+    arrs = [t.detach().contiguous().numpy() for t in ins]
+    out = torch.empty((color.shape[0], size[0], size[1], color.shape[3]), dtype=dtype)
+    _, finite = hermite_forward(*arrs[:3], arrs[3] if dxy is not None else None, size, clamp=clamp, out=out.numpy())
+    if not finite:
+        raise_non_finite("upscale", ARG_NAMES, arrs)
+    return out
+
+
 class HermiteUpscale(torch.autograd.Function):
-    """(color, dx, dy, dxy) [B, h, w, C] -> [B, H, W, C]; gradients w.r.t. all four (the adjoint map)."""
+    """(color, dx, dy, dxy) [B, h, w, C] -> [B, H, W, C]; gradients w.r.t. all four (the adjoint map). dxy may be
+    None (taken as zero; no gradient)."""
 
     @staticmethod
     def forward(ctx, color, dx, dy, dxy, size, clamp):
-        arrs = [t.detach().contiguous().numpy() for t in (color, dx, dy, dxy)]
-        out = torch.empty((color.shape[0], size[0], size[1], color.shape[3]), dtype=color.dtype)
-        _, finite = hermite_forward(*arrs, size, clamp=clamp, out=out.numpy())
-        if not finite:
-            raise_non_finite("upscale", ARG_NAMES, arrs)
         ctx.in_shape = tuple(color.shape)
-        return out
+        return run_forward(color, dx, dy, dxy, size, clamp, color.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -380,27 +413,37 @@ class HermiteUpscale(torch.autograd.Function):
                 None, None)
 
 
-def upscale(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor, size: tuple[int, int],
-            clamp: bool = False) -> torch.Tensor:
+def upscale(color: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor, dxy: torch.Tensor | None, size: tuple[int, int],
+            clamp: bool = False, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Gradient-aware bicubic Hermite upscaling (differentiable w.r.t. all four inputs).
 
     color, dx, dy, dxy: [h, w, C] or [B, h, w, C], one shape, float32 (or float64); dx, dy, dxy are dC/dx,
-    dC/dy, d2C/dxdy in low-res pixel units (+x right, +y down), as ``su.rasterize`` returns them.
+    dC/dy, d2C/dxdy in low-res pixel units (+x right, +y down), as ``su.rasterize`` returns them. dxy None:
+    the first-order patch, d2C/dxdy taken as zero without reading an image (what ``derivatives="first"``
+    renders; the same result as passing zeros, cheaper).
     size: (H, W) of the output; any factor per axis (fractional, different per axis, also < 1: then each
     output pixel point-samples the patch, no antialiasing). clamp: clip the result to [0, 1] for display
-    (keep False for training). Returns [H, W, C] or [B, H, W, C] of the input dtype. With size equal to
-    the input size the result is exactly ``color``. Non-finite input raises SplatupInputError.
+    (keep False for training). dtype: None (the input dtype) or torch.uint8: 8-bit display output, each row
+    clamped and quantised by floor(255 v + 0.5) as it is evaluated (no full-size float image is made; clamp
+    is implied; not differentiable). Returns [H, W, C] or [B, H, W, C]. With size equal to the input size
+    the float result is exactly ``color``. Non-finite input raises SplatupInputError.
     """
     fn = "upscale"
     c4 = check_image(color, "color", fn)
-    others = [check_image(t, n, fn, color, "color") for t, n in zip((dx, dy, dxy), ARG_NAMES[1:])]
+    others = [check_image(t, n, fn, color, "color") for t, n in zip((dx, dy), ARG_NAMES[1:3])]
+    if dxy is not None:
+        others.append(check_image(dxy, "dxy", fn, color, "color"))
     H, W = check_size(size, fn)
     if not isinstance(clamp, (bool, np.bool_)):
         raise SplatupInputError(f"{fn}: clamp must be True or False, got {clamp!r}")
-    if torch.is_grad_enabled() and any(t.requires_grad for t in (c4, *others)):
-        out = HermiteUpscale.apply(c4, *others, (H, W), False)
+    out_dtype = check_out_dtype(dtype, c4.dtype, fn)
+    d4 = others[2] if dxy is not None else None
+    if out_dtype == torch.uint8:
+        out = run_forward(c4, others[0], others[1], d4, (H, W), True, torch.uint8)
+    elif torch.is_grad_enabled() and any(t.requires_grad for t in (c4, *others)):
+        out = HermiteUpscale.apply(c4, others[0], others[1], d4, (H, W), False)
         if clamp:
             out = out.clamp(0.0, 1.0)  # autograd: zero gradient where clipped
     else:
-        out = HermiteUpscale.apply(c4, *others, (H, W), bool(clamp))  # clipped inside the kernel
+        out = HermiteUpscale.apply(c4, others[0], others[1], d4, (H, W), bool(clamp))  # clipped inside the kernel
     return out if color.dim() == 4 else out[0]

@@ -21,12 +21,12 @@ PLANAR_MAX_PERIOD = 8  # phase-planar x pass for periods up to this; direct eval
 SPECIALISED_CHANNELS = (3,)  # RGB gets kernels with the channel count compiled in; other counts share one kernel
 
 
-def kernel_for(table: dict, make, C: int):
-    """The kernel ``make(key)`` for C channels from the cache ``table``: key C for a specialised count, else 0
-    (read the count from the shape)."""
-    key = C if C in SPECIALISED_CHANNELS else 0
+def kernel_for(table: dict, make, C: int, *variant):
+    """The kernel ``make(c, *variant)`` for C channels from the cache ``table``: c = C for a specialised count,
+    else 0 (read the count from the shape); ``variant``: the factory's further compile-time switches."""
+    key = (C if C in SPECIALISED_CHANNELS else 0, *variant)
     if key not in table:
-        table[key] = make(key)
+        table[key] = make(*key)
     return table[key]
 
 
@@ -105,6 +105,17 @@ def check_image(x, name: str, fn: str, like: torch.Tensor | None = None, like_na
         if x.dtype != like.dtype:
             raise SplatupInputError(f"{fn}: {name} is {x.dtype}, expected {like.dtype} (the dtype of {like_name})")
     return x if x.dim() == 4 else x.unsqueeze(0)
+
+
+def check_out_dtype(dtype, like: torch.dtype, fn: str) -> torch.dtype:
+    """The output dtype of an upscaler: None -> ``like`` (the input's float dtype); ``like`` itself; or torch.uint8
+    (display output). Anything else raises SplatupInputError naming ``dtype``."""
+    if dtype is None:
+        return like
+    if isinstance(dtype, torch.dtype) and dtype in (like, torch.uint8):
+        return dtype
+    raise SplatupInputError(f"{fn}: dtype must be None, {like} (the input's dtype) or torch.uint8 (8-bit display "
+                            f"output), got {dtype!r}")
 
 
 def raise_non_finite(fn: str, names: Sequence[str], arrays: Sequence[np.ndarray]) -> None:
