@@ -69,7 +69,7 @@ def test_each_method_gets_the_derivatives_its_upscaler_reads(spot, cam, monkeypa
         seen.append(kwargs["derivatives"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "METHOD_DERIVATIVES", {"hermite": True, "bicubic": "first"}, raising=False)
+    monkeypatch.setattr(pipeline, "METHOD_DERIVATIVES", {"hermite": True, "bicubic": "first"})
     monkeypatch.setattr("splatup.view.frame.render_lowres", spy)
     render_frame(spot, cam, "bicubic", 2.0)
     render_frame(spot, cam, "nearest", 2.0)
@@ -119,6 +119,16 @@ def test_to_uint8_rounds_to_nearest_and_clips():
 
     x = torch.tensor([[[-0.2, 0.0, 0.5 / 255 - 1e-4], [0.5 / 255 + 1e-4, 127.49 / 255, 1.3]]])
     assert to_uint8(x).tolist() == [[[0, 0, 0], [1, 127, 255]]]
+
+
+@pytest.mark.parametrize("method", ["native", "hermite", "bicubic"])
+def test_frames_are_the_renders_in_8_bits_exactly(spot, cam, method):
+    """The frame is su.render(..., dtype=torch.uint8) byte for byte: the viewer shows what files get."""
+    import torch
+
+    f = render_frame(spot, cam, method, 2.0)
+    want = su.render(spot, cam, scale=2.0, method=method, dtype=torch.uint8).numpy()
+    assert np.array_equal(f.image, want)
 
 
 def test_unknown_method_is_named(spot, cam):

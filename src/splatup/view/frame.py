@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import pipeline
+from .._quantize import quantize
 from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
@@ -70,28 +71,24 @@ def render_frame(
             left, _, _, _ = _render_part(scene, crop_columns(cam, 0, x0), "native", 1.0, background, phases)
             right, lowres, scaled, used = _render_part(scene, crop_columns(cam, x0, cam.width), method, factor,
                                                        background, phases)
-            img = torch.cat([left, right], dim=1)
-            img[:, x0 - 1] = 1.0 - torch.as_tensor(background, dtype=img.dtype)
+            image = np.concatenate([left, right], axis=1)
+            image[:, x0 - 1] = to_uint8(1.0 - torch.as_tensor(background, dtype=torch.float32))
         else:
-            img, lowres, scaled, used = _render_part(scene, cam, method, factor, background, phases)
-        t0 = time.perf_counter()
-        image = to_uint8(img)
-        phases["8-bit"] += time.perf_counter() - t0
+            image, lowres, scaled, used = _render_part(scene, cam, method, factor, background, phases)
     return Frame(image=image, method=method, factor=used, lowres=lowres, phases=phases, scaled_s=scaled)
 
 
 def lowres_derivatives(method: str) -> bool | str:
-    """``derivatives`` of the low-resolution render that ``method`` upscales (True, "first" or False), as
-    :func:`splatup.render` renders it: from ``splatup.pipeline.METHOD_DERIVATIVES`` (the table that comes with
-    "hermite-first"), and where the pipeline has no table yet by its rule that "hermite" alone uses derivatives.
-    A method missing from the table upscales the colour only."""
-    table = getattr(pipeline, "METHOD_DERIVATIVES", {"hermite": True})
-    return table.get(method, False)
+    """``derivatives`` of the low-resolution render that ``method`` upscales (True, "first" or False), from
+    ``splatup.pipeline.METHOD_DERIVATIVES``, as :func:`splatup.render` renders it. A method missing from the table
+    upscales the colour only."""
+    return pipeline.METHOD_DERIVATIVES.get(method, False)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
-    """[H, W, 3] float in [0, 1] -> uint8 numpy, rounded to nearest."""
-    return img.mul(255.0).add_(0.5).clamp_(0.0, 255.0).to(torch.uint8).numpy()
+    """Float values in [0, 1] -> uint8 numpy by splatup's one 8-bit rule (splatup._quantize: what image files
+    and ``render(..., dtype=torch.uint8)`` get)."""
+    return quantize(img.detach().numpy())
 
 
 def crop_columns(cam: Camera, x0: int, x1: int) -> Camera:
@@ -103,20 +100,24 @@ def crop_columns(cam: Camera, x0: int, x1: int) -> Camera:
 
 
 def _render_part(scene, cam, method, factor, background, phases):
-    """Image [H, W, 3] float, low-res size or None, the seconds that scale as 1/factor^2 and the factor used;
-    adds to ``phases``. The factor is capped at the image's width and height (a tiny canvas still keeps 1 low-res
-    pixel)."""
+    """Image [H, W, 3] uint8 numpy, low-res size or None, the seconds that scale as 1/factor^2 and the factor
+    used; adds to ``phases``. An upscaled image is written in 8 bits by the upscaler itself (fused; its time is
+    the "upscale" phase); a native one is quantised after rasterizing (the "8-bit" phase). The factor is capped at
+    the image's width and height (a tiny canvas still keeps 1 low-res pixel)."""
     factor = min(float(factor), cam.width, cam.height)
     if method == "native" or factor <= 1.0:
         out = rasterize(scene, cam, background=background)
         _add_raster_phases(phases, out.timings)
-        return out.color, None, out.timings.get("composite", 0.0), 1.0
+        t0 = time.perf_counter()
+        image = to_uint8(out.color)
+        phases["8-bit"] += time.perf_counter() - t0
+        return image, None, out.timings.get("composite", 0.0), 1.0
     out, lr = render_lowres(scene, cam, factor, derivatives=lowres_derivatives(method), background=background)
     _add_raster_phases(phases, out.timings)
     t0 = time.perf_counter()
-    img = upscale_lowres(out, (cam.height, cam.width), method, clamp=True)
+    image = upscale_lowres(out, (cam.height, cam.width), method, dtype=torch.uint8).numpy()
     phases["upscale"] += time.perf_counter() - t0
-    return img, (lr.width, lr.height), out.timings.get("composite", 0.0), factor
+    return image, (lr.width, lr.height), out.timings.get("composite", 0.0), factor
 
 
 def _add_raster_phases(phases: dict[str, float], timings: dict[str, float]) -> None:
