@@ -33,7 +33,10 @@ COMPARE_CASES = [(SPOT, 640, 480, "compare-nolpips"), (SPOT, 1280, 960, "compare
 
 
 def probe(scene: Path, w: int, h: int, method: str, scale: float, out: Path) -> dict:
-    r = subprocess.run([sys.executable, str(PROBE), str(scene), str(w), str(h), method, str(scale), str(out)],
+    # as tests/test_memory.py: every large buffer mapped on allocation and unmapped on free, so that the resident
+    # size follows the live buffers (splatup's malloc tuning yields to these settings)
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    r = subprocess.run([sys.executable, str(PROBE), str(scene), str(w), str(h), method, str(scale), str(out)], env=env,
                        capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
 
