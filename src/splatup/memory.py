@@ -43,8 +43,8 @@ PER_TILE_PER_CHUNK = 16
 #: render/tiles.py: offsets, int64 [tiles + 1], and the per-tile sum of hist
 PER_TILE = 16
 #: render/composite.py, per parallel chunk (one live per thread) and entry of the longest tile list: P float32
-#: [NPACK = 16], Q float32 [7], mask int64, bidx int32 [NBLK = 16 with 16 SIMD lanes, 32 with 8]
-LIST_SCRATCH_PER_ENTRY = 228
+#: [NPACK = 16], Q float32 [7] (padded by two SIMD vectors), the block bitsets (NBLK = 16 or 32 bits)
+LIST_SCRATCH_PER_ENTRY = 96
 #: render/rasterize.py: colour [H, W, 3] + alpha [H, W, 1] + depth [H, W, 1], float32
 RASTER_PER_PIXEL = 20
 #: render/rasterize.py with derivatives: dx, dy, dxy [H, W, 3] float32
