@@ -384,8 +384,10 @@ def test_inline_exp_log_accuracy():
 @pytest.mark.parametrize("sh_degree", [0, 3])
 def test_kernel_flags_exactly_the_bad_gaussians(sh_degree):
     """The forward kernel's BAD_INPUT bit (what project(validate_as=...) relies on instead of a second pass over
-    the scene) is set exactly on the Gaussians with a NaN / Inf value in any field or a zero quaternion, as a
-    numpy check of each row finds them."""
+    the scene) is set exactly on the Gaussians that a numpy check of each row finds bad: a NaN / Inf value in any
+    field, a quaternion whose squared norm is below float32's smallest normal number (zero, 1e-45, 1e-30, 1e-20;
+    not 2e-19 or 1e-10), or SH coefficients whose norm (float64, over the channels) is above 1e6 (1e37, 1e7 and
+    6e5 in three channels; not 1e5)."""
     from splatup.render import project_kernels as PK
     from splatup.render.project import _forward, _setup
 
@@ -395,16 +397,25 @@ def test_kernel_flags_exactly_the_bad_gaussians(sh_degree):
     for field in ("means", "quats", "log_scales", "opacity_logits", "sh"):
         t = getattr(scene, field).clone()
         flat = t.view(t.shape[0], -1)
-        for row in rng.choice(400, 6, replace=False):
+        for row in rng.choice(np.arange(20, 400), 6, replace=False):  # rows 5-13 are set below
             flat[row, rng.integers(flat.shape[1])] = rng.choice([math.nan, math.inf, -math.inf])
         setattr(scene, field, t)
-    scene.quats[rng.choice(400, 3, replace=False)] = 0.0
-    scene.quats[5] = torch.tensor([1e-30, 0.0, 0.0, 0.0])  # tiny but not zero: a valid rotation
+    scene.quats[rng.choice(np.arange(20, 400), 3, replace=False)] = 0.0
+    for row, w in zip((5, 6, 7, 8, 9), (1e-45, 1e-30, 1e-20, 2e-19, 1e-10), strict=True):
+        scene.quats[row] = torch.tensor([w, 0.0, 0.0, 0.0])
+    k = scene.sh.shape[1]
+    for row, (coef, value) in zip((10, 11, 12, 13), ((0, 1e37), (k - 1, 1e7), (k - 1, 6e5), (0, 1e5)), strict=True):
+        scene.sh[row] = 0.1
+        scene.sh[row, coef] = value  # all three channels: norm sqrt(3) value
     rows_bad = np.zeros(400, bool)
     for field in ("means", "quats", "log_scales", "opacity_logits", "sh"):
         rows_bad |= ~np.isfinite(getattr(scene, field).numpy().reshape(400, -1)).all(1)
-    rows_bad |= (scene.quats.numpy() == 0).all(1)
-    assert 20 < rows_bad.sum() < 40 and not rows_bad[5]
+    q64 = scene.quats.numpy().astype(np.float64)
+    rows_bad |= (q64 ** 2).sum(1) < np.finfo(np.float32).tiny
+    with np.errstate(over="ignore", invalid="ignore"):
+        rows_bad |= ~(np.linalg.norm(scene.sh.numpy().astype(np.float64).reshape(400, -1), axis=1) <= 1e6)
+    assert rows_bad[[5, 6, 7, 10, 11, 12]].all() and not rows_bad[[8, 9, 13]].any()
+    assert 25 < rows_bad.sum() < 50
     setup = _setup(scene, cam, 0.3, "classic", 0.01, 1e10, None)
     _, status = _forward(setup, scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh)
     np.testing.assert_array_equal((status & PK.BAD_INPUT) != 0, rows_bad)
@@ -426,6 +437,15 @@ def test_project_validate_as_names_the_field():
         project(scene, cam, validate_as="x: scene")
 
 
+def _fresh(dispatcher):
+    """The kernel compiled afresh (not from the disk cache), with the kernels' own options."""
+    from numba import njit
+
+    from splatup.render import project_kernels as PK
+
+    return njit(**PK.OPTIONS)(dispatcher.py_func)
+
+
 def test_forward_kernel_is_vectorised():
     """project_forward, compiled afresh with the LLVM limits of render._vectorize, runs its geometry loop as SIMD
     code: the IR calls llvm.sqrt on <N x double> vectors at 6 or more sites. The geometry body alone holds 6 square
@@ -435,14 +455,12 @@ def test_forward_kernel_is_vectorised():
     (The speed this buys: benchmarks/bench_raster.py.)"""
     import re
 
-    from numba import njit
-
     from splatup.render import _vectorize
     from splatup.render import project_kernels as PK
     from splatup.render.project import _arrays, _setup
 
     assert _vectorize.APPLIED
-    fresh = njit(parallel=True, fastmath=PK.FASTMATH, error_model="numpy", cache=False)(PK.project_forward.py_func)
+    fresh = _fresh(PK.project_forward)
     cam = front_camera()
     scene = random_scene(300, cam, sh_degree=3)
     setup = _setup(scene, cam, 0.3, "antialiased", 0.01, 1e10, None)
@@ -450,14 +468,16 @@ def test_forward_kernel_is_vectorised():
     f4 = np.float32
 
     def outputs():
-        return [np.empty((n, 2), f4), np.empty((n, 3), f4), np.empty(n, f4), np.empty((n, 3), f4), np.empty(n, f4),
-                np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_), np.empty(n, np.uint8),
-                np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_), np.empty((n, 4), np.int32)]
+        return PK.Projection(np.empty((n, 2), f4), np.empty((n, 3), f4), np.empty(n, f4), np.empty((n, 3), f4),
+                             np.empty(n, f4), np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_),
+                             np.empty(n, np.uint8), np.empty((n, 2), f4), np.empty(n, f4), np.empty(n, np.bool_),
+                             np.empty((n, 4), np.int32))
 
-    inputs = _arrays((scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh), torch.float32)
+    inputs = PK.SceneArrays(*_arrays((scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh),
+                                     torch.float32))
     outs = [outputs(), outputs()]
     for kernel, out in zip((fresh, PK.project_forward), outs, strict=True):
-        kernel(*inputs, setup.k_act, setup.Rc, setup.tc, setup.centre, setup.prm, True, *out)
+        kernel(inputs, setup.pose, setup.view, setup.settings, setup.rule, out)
     for a, b in zip(*outs, strict=True):
         np.testing.assert_array_equal(a, b)
     ir = "\n".join(fresh.inspect_llvm().values())
@@ -470,23 +490,22 @@ def test_backward_kernel_is_vectorised():
     match the cached kernel's."""
     import re
 
-    from numba import njit
-
     from splatup.render import project_kernels as PK
     from splatup.render.project import _arrays, _forward, _setup
 
-    fresh = njit(parallel=True, fastmath=PK.FASTMATH, error_model="numpy", cache=False)(PK.project_backward.py_func)
+    fresh = _fresh(PK.project_backward)
     cam = front_camera()
     scene = random_scene(300, cam, sh_degree=3)
     setup = _setup(scene, cam, 0.3, "antialiased", 0.01, 1e10, None)
     _, status = _forward(setup, scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh)
-    inputs = _arrays((scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh), torch.float32)
+    inputs = PK.SceneArrays(*_arrays((scene.means, scene.quats, scene.log_scales, scene.opacity_logits, scene.sh),
+                                     torch.float32))
     rng = np.random.default_rng(0)
     n = len(scene)
-    upstream = [rng.normal(size=shape).astype(np.float32) for shape in ((n, 2), (n, 3), (n,), (n, 3))]
-    grads = [[np.empty(t.shape, np.float32) for t in inputs] for _ in range(2)]
+    upstream = PK.Upstream(*(rng.normal(size=shape).astype(np.float32) for shape in ((n, 2), (n, 3), (n,), (n, 3))))
+    grads = [PK.SceneArrays(*(np.empty(t.shape, np.float32) for t in inputs)) for _ in range(2)]
     for kernel, g in zip((fresh, PK.project_backward), grads, strict=True):
-        kernel(*inputs, setup.k_act, setup.Rc, setup.tc, setup.centre, setup.prm, True, status, *upstream, *g)
+        kernel(inputs, setup.pose, setup.view, setup.settings, status, upstream, g)
     for a, b in zip(*grads, strict=True):
         np.testing.assert_array_equal(a, b)
     ir = "\n".join(fresh.inspect_llvm().values())

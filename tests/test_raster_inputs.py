@@ -92,7 +92,7 @@ def test_zero_quaternion_raises():
 
 
 @pytest.mark.parametrize("background", [(0.1, 0.2), (0.1, 0.2, 0.3, 0.4), (0.1, math.nan, 0.3), (math.inf, 0, 0),
-                                        [[0.1, 0.2, 0.3]], "white"])
+                                        [[0.1, 0.2, 0.3]], "white", (2, 2, 2), (255, 0, 0), (-0.1, 0, 0), 1.5])
 def test_bad_background_raises_naming_it(background):
     cam = front_camera(16, 16)
     with pytest.raises(SplatupInputError, match="background"):
@@ -141,7 +141,7 @@ def test_hostile_gaussians_render_without_nan():
                           [0.0, 0.0, 3.0], [0.1, 0.1, 3.0],  # huge scales
                           [0.02, -0.01, 2.0], [0.03, 0.02, 2.2]], dtype=torch.float64)  # unnormalised quats
     quats = torch.tensor([[1.0, 0, 0, 0], [0.3, 0.1, 0.2, 0.4], [1.0, 0, 0, 0], [0.5, 0.5, 0.5, 0.5],
-                          [1.0, 0, 0, 0], [0.3, -0.5, 0.2, 0.4], [1.0, 0, 0, 0], [1e-20, 3e-20, 0, 1e-20],
+                          [1.0, 0, 0, 0], [0.3, -0.5, 0.2, 0.4], [1.0, 0, 0, 0], [1e-18, 3e-18, 0, 1e-18],
                           [1e20, 0, 2e20, -1e20]], dtype=torch.float64)
     log_scales = torch.tensor([[-2.0] * 3, [4.0] * 3, [0.0] * 3, [-1000.0] * 3, [-1000.0, -3.0, -1000.0],
                                [69.0] * 3, [69.0, -69.0, 0.0], [-3.0, -4.0, -5.0], [-3.0] * 3], dtype=torch.float64)
@@ -164,3 +164,108 @@ def test_hostile_gaussians_render_without_nan():
     assert out.visible.all()
     torch.testing.assert_close(out.color, torch.full((32, 48, 3), 0.25), rtol=0, atol=3e-5)  # 0.5 opacity x 0.5
     assert out.dx.abs().max() < 1e-4
+
+
+# ------------------------------------------------------------------ issue 11, items 7-9 (each with its trigger)
+ENTRY_POINTS = {
+    "rasterize": lambda scene, cam, **kw: su.rasterize(scene, cam, derivatives=True, **kw),
+    "native": lambda scene, cam, **kw: su.render(scene, cam, method="native", **kw),
+    "hermite": lambda scene, cam, **kw: su.render(scene, cam, scale=2, method="hermite", **kw),
+}
+
+
+def _trainable(scene: su.Gaussians) -> tuple[su.Gaussians, dict[str, torch.Tensor]]:
+    params = {k: t.detach().clone().requires_grad_(True) for k, t in scene.tensors().items()}
+    return su.Gaussians(**params), params
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("degree, value", [(0, 1e37), (3, 1e37), (3, -3e38), (0, 1e7)])
+def test_huge_sh_coefficients_raise_naming_sh_and_the_gaussian(entry, degree, value):
+    """Item 7: finite SH coefficients of 1e37 and more made Inf/NaN images and NaN gradients, and hermite blamed an
+    internal image ("upscale: color contains NaN"). Coefficients whose norm is above 1e6 are refused by every entry
+    point, before any image or gradient exists, naming the field 'sh' and the Gaussian."""
+    cam = front_camera(32, 24)
+    scene, _ = _trainable(random_scene(40, cam, seed=5, sh_degree=degree))
+    with torch.no_grad():
+        scene.sh[13, -1] = value  # the highest coefficient in use, all three channels
+    with pytest.raises(SplatupInputError, match=r"field 'sh' at Gaussian 13: .*norm .* above 1e\+06") as e:
+        ENTRY_POINTS[entry](scene, cam)
+    assert "upscale" not in str(e.value) and "NaN" not in str(e.value)
+
+
+def test_sh_coefficients_below_the_bound_give_finite_images_and_gradients():
+    """The neighbour of item 7 that must keep working: coefficients of 1e5 (norm below 1e6) in every Gaussian of a
+    degree-3 scene render and backpropagate without Inf or NaN."""
+    cam = front_camera(32, 24)
+    scene, params = _trainable(random_scene(40, cam, seed=5, sh_degree=3))
+    with torch.no_grad():
+        scene.sh.fill_(1e5 / 7.0)  # 16 coefficients x 3 channels: norm 1e5 sqrt(48) / 7 < 1e6
+    out = su.rasterize(scene, cam, derivatives=True)
+    loss = sum((getattr(out, f) * w).sum() for f, w in (("color", 1.0), ("alpha", 1.0), ("dx", 0.5), ("dxy", 0.2)))
+    grads = torch.autograd.grad(loss, list(params.values()))
+    assert float(out.color.detach().max()) > 1e4
+    for name in ("color", "dx", "dy", "dxy"):
+        assert torch.isfinite(getattr(out, name)).all(), name
+    for name, g in zip(params, grads, strict=True):
+        assert torch.isfinite(g).all(), f"d loss / d {name}"
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("quat", [(1e-45, 0.0, 0.0, 0.0), (0.0, 1e-30, 0.0, 0.0), (1e-20, 1e-20, 0.0, 0.0)])
+def test_quaternion_whose_norm_underflows_raises_like_a_zero_one(entry, quat):
+    """Item 8: a quaternion (1e-45, 0, 0, 0) passed the zero check and gave d/dquats = -inf. A quaternion whose
+    squared norm is below float32's smallest normal number cannot be normalised in float32: refused, naming the
+    field and the Gaussian, by every entry point (so no gradient is ever formed)."""
+    cam = front_camera(32, 24)
+    scene, _ = _trainable(random_scene(40, cam, seed=6))
+    with torch.no_grad():
+        scene.quats[9] = torch.tensor(quat)
+    with pytest.raises(SplatupInputError, match=r"field 'quats' \(rot_0..rot_3\) at Gaussian 9 .*too small to "
+                                                r"normalise"):
+        ENTRY_POINTS[entry](scene, cam)
+
+
+def test_smallest_accepted_quaternion_has_finite_gradients():
+    """The neighbour of item 8: a quaternion of norm 2e-19 (squared norm just above float32's smallest normal) is a
+    rotation like its unit quaternion; its image is that of the unit quaternion up to float32 round-off and the
+    gradients through it are finite (about 5e18 times the unit quaternion's, as the normalisation says)."""
+    cam = front_camera(32, 24)
+    base = random_scene(40, cam, seed=6)
+    images, grads = [], []
+    for scale in (1.0, 2e-19):
+        scene, params = _trainable(base)
+        with torch.no_grad():
+            scene.quats[9] = torch.nn.functional.normalize(scene.quats[9], dim=0) * scale
+        out = su.rasterize(scene, cam, derivatives=True)
+        (g,) = torch.autograd.grad(out.color.sum() + out.dx.sum(), [params["quats"]])
+        images.append(out.color)
+        grads.append(g[9])
+    torch.testing.assert_close(images[1], images[0], rtol=0, atol=1e-5)
+    assert torch.isfinite(grads[1]).all() and float(grads[0].abs().max()) > 0
+    torch.testing.assert_close(grads[1] * 2e-19, grads[0], rtol=1e-3, atol=1e-6)
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("background", [(1e38, 1e38, 1e38), (2.0, 2.0, 2.0), (255.0, 0.0, 0.0)])
+def test_background_outside_unit_range_raises_naming_it(entry, background):
+    """Item 9 (and 14 of the library's side): background=(1e38, 1e38, 1e38) gave a NaN gradient on the means.
+    Colours are in [0, 1]: rasterize and render refuse other backgrounds, naming the argument, as the command
+    line does; 0-255 values get a hint."""
+    cam = front_camera(32, 24)
+    scene, _ = _trainable(random_scene(40, cam, seed=7))
+    with pytest.raises(SplatupInputError, match=r"background must be 3 values in \[0, 1\]") as e:
+        ENTRY_POINTS[entry](scene, cam, background=background)
+    assert ("0-255" in str(e.value)) == (max(background) > 1.0)
+
+
+def test_background_at_the_ends_of_the_unit_range_has_finite_gradients():
+    """The neighbour of item 9: backgrounds 0 and 1 (the range's ends) give finite gradients on every field."""
+    cam = front_camera(32, 24)
+    for bg in ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)):
+        scene, params = _trainable(random_scene(40, cam, seed=7, sh_degree=1))
+        out = su.rasterize(scene, cam, derivatives=True, background=bg)
+        grads = torch.autograd.grad(out.color.sum() + out.dxy.sum(), list(params.values()))
+        for name, g in zip(params, grads, strict=True):
+            assert torch.isfinite(g).all(), f"background {bg}: d / d {name}"
+        assert float(grads[0].abs().max()) > 0

@@ -36,7 +36,7 @@ def test_malloc_tuning_respects_the_users_choice(env, expected):
     assert _run("import splatup; print(splatup.MALLOC_TUNED)", env) == str(expected)
 
 
-@pytest.mark.parametrize("env, expected", [({}, "True FunctionCache"),
+@pytest.mark.parametrize("env, expected", [({}, "True PackageKeyedCache"),
                                            ({"SPLATUP_LLVM_VECTORIZE": "0"}, "False NullCache")])
 def test_llvm_vectorize_limits_respect_the_users_choice(env, expected):
     """Loading the projection kernels raises LLVM's runtime-check limits (render._vectorize) unless

@@ -117,3 +117,30 @@ def test_mismatched_arrays_raise():
     n_tiles = 4 * 3
     assert bins.offsets.shape == (n_tiles + 1,)
     np.testing.assert_array_equal(np.diff(bins.offsets), np.full(n_tiles, visible.sum()))
+
+
+def test_tile_range_is_the_one_rule_of_binning_and_projection():
+    """tiles.tile_range is the rule's one implementation: bin_gaussians without precomputed ranges lists what the
+    numpy construction of the rule lists (above), and the projection kernel stores tile_rects through the same
+    function (tests/test_projection.py: check_tile_rects). Its edges: a Gaussian off the grid gets an empty range,
+    huge extents the whole grid (not an integer overflow), and bin_gaussians lists a NaN or infinite one nowhere
+    even when it is marked visible."""
+    from numba import njit
+
+    @njit(cache=False)
+    def ranges(m, e, ntx, nty):
+        out = np.empty((m.shape[0], 4))
+        for k in range(m.shape[0]):
+            out[k] = tiles.tile_range(m[k, 0], m[k, 1], e[k, 0], e[k, 1], 16.0, float(ntx), float(nty))
+        return out
+
+    m = np.float32([[8.0, 8.0], [200.0, 8.0], [-30.0, -30.0], [30.0, 20.0], [17.0, 33.0]])
+    e = np.float32([[1.0, 1.0], [5.0, 5.0], [5.0, 5.0], [3e38, 3e38], [1.0, 15.5]])
+    got = ranges(m, e, 4, 3)  # a 64 x 48 image
+    np.testing.assert_array_equal(got, [[0, 0, 0, 0], [4, 3, 0, 0], [0, -1, 0, -1], [0, 3, 0, 2], [1, 1, 1, 2]])
+    means2d = np.float32([[8.0, 8.0], [np.nan, 8.0], [20.0, 20.0], [np.inf, 5.0]])
+    extents = np.float32([[1.0, 1.0], [2.0, 2.0], [3e38, 3e38], [1.0, 1.0]])
+    bins = bin_gaussians(means2d, extents, np.float32([1.0, 2.0, 3.0, 4.0]), np.ones(4, bool), 64, 48)
+    counts = np.zeros(4, np.int64)
+    np.add.at(counts, bins.gids, 1)
+    np.testing.assert_array_equal(counts, [1, 0, 12, 0])

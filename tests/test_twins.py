@@ -186,7 +186,8 @@ def test_invalid_derivatives_name_the_argument(value):
 
 @pytest.mark.parametrize("bad", [
     dict(mode="fancy"), dict(dilation=-1.0), dict(near_plane=0.0), dict(far_plane=0.001), dict(sh_degree=-1),
-    dict(background=(1.0, 2.0)), dict(background=float("nan")), dict(cam="camera"), dict(scene="scene"),
+    dict(background=(1.0, 2.0)), dict(background=float("nan")), dict(background=(1e38, 1e38, 1e38)),
+    dict(cam="camera"), dict(scene="scene"),
     dict(scene="nan"),
 ], ids=lambda d: next(iter(d)) + ("=nan" if d.get("scene") == "nan" else ""))
 def test_rasterize_twin_rejects_what_the_fast_one_rejects(bad):

@@ -22,7 +22,8 @@ conics, opacities and colors, w.r.t. means, quats (unnormalised), log_scales, op
 extents, radii, visible and the binning data are not differentiable. The camera is not differentiable.
 
 The forward pass also applies :func:`splatup.render.tiles.contribution_extents` (the opacity-aware binning
-rule) to the stored opacities and extents, so :func:`~splatup.render.rasterize.rasterize` bins straight away.
+rule) to the stored opacities and extents and :func:`splatup.render.tiles.tile_range` to the result, so
+:func:`~splatup.render.rasterize.rasterize` bins straight away.
 """
 
 from __future__ import annotations
@@ -89,14 +90,12 @@ def check_mode(mode: str, dilation: float, near_plane: float = DEFAULT_NEAR, far
 
 @dataclass(frozen=True)
 class _Setup:
-    """Everything the kernels need besides the scene: float64 camera arrays and the parameter vector."""
+    """Everything the kernels need besides the scene."""
 
-    k_act: int
-    Rc: np.ndarray  # [3, 3]
-    tc: np.ndarray  # [3]
-    centre: np.ndarray  # [3]
-    prm: np.ndarray  # [PK.N_PARAMS]
-    antialiased: bool
+    pose: PK.Pose
+    view: PK.View
+    settings: PK.Settings
+    rule: PK.BinRule
 
 
 def _setup(scene: Gaussians, cam: Camera, dilation: float, mode: str, near_plane: float, far_plane: float,
@@ -107,29 +106,30 @@ def _setup(scene: Gaussians, cam: Camera, dilation: float, mode: str, near_plane
         if isinstance(sh_degree, bool) or not isinstance(sh_degree, (int, np.integer)) or sh_degree < 0:
             raise SplatupInputError(f"project: sh_degree must be None or an integer >= 0, got {sh_degree!r}")
         k = num_sh_coeffs(min(int(sh_degree), sh_degree_from_coeffs(k)))
-    fx, fy, cx, cy = cam.fx, cam.fy, cam.cx, cam.cy
+    fx, fy, cx, cy = (float(v) for v in (cam.fx, cam.fy, cam.cx, cam.cy))
     W, H = cam.width, cam.height
-    prm = np.empty(PK.N_PARAMS, np.float64)
-    prm[[PK.FX, PK.FY, PK.CX, PK.CY]] = fx, fy, cx, cy
-    prm[PK.LIM_XN] = cx / fx + FOV_MARGIN * 0.5 * W / fx
-    prm[PK.LIM_XP] = (W - cx) / fx + FOV_MARGIN * 0.5 * W / fx
-    prm[PK.LIM_YN] = cy / fy + FOV_MARGIN * 0.5 * H / fy
-    prm[PK.LIM_YP] = (H - cy) / fy + FOV_MARGIN * 0.5 * H / fy
-    prm[[PK.WIDTH, PK.HEIGHT, PK.DILATION, PK.NEAR, PK.FAR]] = W, H, dilation, near_plane, far_plane
-    prm[PK.COV_MAX] = torch.finfo(scene.dtype).max
-    prm[PK.K2_DEN] = ALPHA_MIN * (1.0 - REACH_MARGIN)
-    prm[PK.K_MUL] = 1.0 + REACH_MARGIN
-    prm[PK.K_CAP] = 3.0 * (1.0 + REACH_MARGIN)
-    prm[[PK.TILE, PK.TILES_X, PK.TILES_Y]] = TILE_SIZE, -(-W // TILE_SIZE), -(-H // TILE_SIZE)
     f64 = np.float64
-    return _Setup(
-        k_act=k,
-        Rc=np.ascontiguousarray(cam.R.numpy(), f64),
-        tc=np.ascontiguousarray(cam.t.numpy(), f64),
+    pose = PK.Pose(
+        rotation=np.ascontiguousarray(cam.R.numpy(), f64),
+        translation=np.ascontiguousarray(cam.t.numpy(), f64),
         centre=np.ascontiguousarray(cam.center.numpy(), f64),
-        prm=prm,
-        antialiased=mode == "antialiased",
     )
+    view = PK.View(
+        fx=fx, fy=fy, cx=cx, cy=cy,
+        lim_xn=cx / fx + FOV_MARGIN * 0.5 * W / fx,
+        lim_xp=(W - cx) / fx + FOV_MARGIN * 0.5 * W / fx,
+        lim_yn=cy / fy + FOV_MARGIN * 0.5 * H / fy,
+        lim_yp=(H - cy) / fy + FOV_MARGIN * 0.5 * H / fy,
+        width=float(W), height=float(H),
+    )
+    info = torch.finfo(scene.dtype)
+    settings = PK.Settings(dilation=float(dilation), near=float(near_plane), far=float(far_plane),
+                           cov_max=float(info.max), norm2_min=float(info.tiny), k_act=int(k),
+                           antialiased=mode == "antialiased")
+    rule = PK.BinRule(k2_den=ALPHA_MIN * (1.0 - REACH_MARGIN), k_mul=1.0 + REACH_MARGIN,
+                      k_cap=3.0 * (1.0 + REACH_MARGIN), tile=float(TILE_SIZE), tiles_x=float(-(-W // TILE_SIZE)),
+                      tiles_y=float(-(-H // TILE_SIZE)))
+    return _Setup(pose, view, settings, rule)
 
 
 def _arrays(tensors, dtype: torch.dtype) -> list[np.ndarray]:
@@ -147,9 +147,9 @@ def _forward(setup: _Setup, means, quats, log_scales, opacity_logits, sh) -> tup
            torch.empty(n, dtype=torch.float32), torch.empty(n, dtype=torch.bool), torch.empty(n, 4, dtype=torch.int32)]
     status = np.empty(n, np.uint8)
     m2, con, op, col, dep, ext, rad, vis, bext, reach, alive, rects = (t.numpy() for t in out)
-    PK.project_forward(*_arrays((means, quats, log_scales, opacity_logits, sh), dt), setup.k_act, setup.Rc,
-                       setup.tc, setup.centre, setup.prm, setup.antialiased,
-                       m2, con, op, col, dep, ext, rad, vis, status, bext, reach, alive, rects)
+    scene = PK.SceneArrays(*_arrays((means, quats, log_scales, opacity_logits, sh), dt))
+    outputs = PK.Projection(m2, con, op, col, dep, ext, rad, vis, status, bext, reach, alive, rects)
+    PK.project_forward(scene, setup.pose, setup.view, setup.settings, setup.rule, outputs)
     return out, status
 
 
@@ -174,10 +174,10 @@ class _ProjectFunction(torch.autograd.Function):
         setup: _Setup = ctx.setup
         dt = inputs[0].dtype
         grads = [torch.empty(t.shape, dtype=dt) for t in inputs]
-        PK.project_backward(*_arrays(inputs, dt), setup.k_act, setup.Rc, setup.tc, setup.centre, setup.prm,
-                            setup.antialiased, ctx.status,
-                            *_arrays((g_means2d, g_conics, g_opacities, g_colors), dt),
-                            *(g.numpy() for g in grads))
+        upstream = PK.Upstream(*_arrays((g_means2d, g_conics, g_opacities, g_colors), dt))
+        PK.project_backward(PK.SceneArrays(*_arrays(inputs, dt)), setup.pose, setup.view, setup.settings, ctx.status,
+                            upstream,
+                            PK.SceneArrays(*(g.numpy() for g in grads)))
         return (*(g.to(t.dtype) if need else None
                   for g, t, need in zip(grads, inputs, ctx.needs_input_grad[:5], strict=True)), None)
 
@@ -202,12 +202,13 @@ def project(
         mode: "classic" or "antialiased".
         near_plane, far_plane: camera-z culling bounds (scene units).
         sh_degree: evaluate SH only up to this degree (None: all).
-        validate_as: if given, raise :class:`SplatupInputError` as ``scene.validate(validate_as)`` does when a
-            value is NaN or infinite or a quaternion is zero. The kernel flags such Gaussians in the pass it makes
-            anyway, so a valid scene costs no second read (SH coefficients beyond ``sh_degree``, which the kernel
-            does not read, get a finiteness check of their own); only a flagged scene runs
-            :meth:`Gaussians.validate`, which names the field and the first bad Gaussian. Without it an
-            unvalidated scene projects as the module docstring says.
+        validate_as: if given, raise :class:`SplatupInputError` naming ``validate_as``, the field and the first
+            bad Gaussian when a value is NaN or infinite (as ``scene.validate(validate_as)`` does), a quaternion is
+            zero or too small to normalise in the scene's dtype (squared norm below its smallest normal number),
+            or the SH coefficients in use have a norm above ``project_kernels.SH_NORM_MAX`` (1e6). The kernel
+            flags such Gaussians in the pass it makes anyway, so a valid scene costs no second read (SH
+            coefficients beyond ``sh_degree``, which the kernel does not read, get a finiteness check of their
+            own). Without it an unvalidated scene projects as the module docstring says.
     """
     check_mode(mode, dilation, near_plane, far_plane)
     if scene.dtype not in (torch.float32, torch.float64):
@@ -222,25 +223,46 @@ def project(
     else:
         out, status = _forward(setup, *inputs)
     if validate_as is not None:
-        _raise_bad_input(scene, setup.k_act, status, validate_as)
+        _raise_bad_input(scene, setup.settings.k_act, status, validate_as)
     return Projected(*out)
 
 
 def _raise_bad_input(scene: Gaussians, k_act: int, status: np.ndarray, source: str) -> None:
     """Raise SplatupInputError naming ``source`` if the kernel flagged a Gaussian (BAD_INPUT) or an SH coefficient
-    it did not read (beyond k_act) is not finite. Gaussians.validate names the field and the first bad Gaussian; a
-    flag it cannot explain (a value finite in a mixed-dtype scene's own dtype, NaN or Inf once converted to the
-    kernel's dtype) still raises, naming the Gaussian."""
+    it did not read (beyond k_act) is not finite. Gaussians.validate names the field and the first bad Gaussian for
+    NaN, Inf and zero quaternions; :func:`_flag_reason` explains the kernel's other flags (a quaternion too small to
+    normalise, SH coefficients too large). A flag neither explains (a value finite in a mixed-dtype scene's own
+    dtype, NaN or Inf once converted to the kernel's dtype) still raises, naming the Gaussian."""
     flagged = _any_bit(status, PK.BAD_INPUT)
     if not flagged and (k_act == scene.sh.shape[1] or all_finite(scene.sh[:, k_act:])):
         return
     scene.validate(source)
     if flagged:
         i = int(np.flatnonzero(np.bitwise_and(status, PK.BAD_INPUT))[0])
-        raise SplatupInputError(
-            f"{source}: Gaussian {i} has a value that is NaN or infinite in {scene.means.dtype} (the dtype of "
-            "'means', which the projection computes in) or a quaternion that is zero in it"
-        )
+        raise SplatupInputError(_flag_reason(scene, k_act, i, source))
+
+
+def _flag_reason(scene: Gaussians, k_act: int, i: int, source: str) -> str:
+    """Why the kernel flagged Gaussian ``i`` of a scene that passed Gaussians.validate, as an error message."""
+    dt = scene.means.dtype  # the dtype the projection computes in
+    row = [t[i].detach().to(dt) for t in (scene.means, scene.quats, scene.log_scales, scene.opacity_logits,
+                                           scene.sh[:, :k_act])]
+    if all(bool(torch.isfinite(t).all()) for t in row):
+        q = row[1].double()
+        norm2 = float((q ** 2).sum())
+        tiny = torch.finfo(dt).tiny
+        if norm2 < tiny:
+            return (f"{source}: field 'quats' (rot_0..rot_3) at Gaussian {i} is {row[1].tolist()}, too small to "
+                    f"normalise in {dt} (squared norm {norm2:.3g} below {tiny:.3g}): it gives no rotation; a "
+                    f"rotation needs a quaternion of norm above {tiny ** 0.5:.2g} (1 as stored by 3DGS)")
+        norm = float(row[4].double().norm())
+        if not norm <= PK.SH_NORM_MAX * (1.0 - 1e-5):  # the kernel sums the squares in the scene dtype
+            return (f"{source}: field 'sh' at Gaussian {i}: its SH coefficients (the {k_act} in use per channel) "
+                    f"have norm {norm:.3g}, above {PK.SH_NORM_MAX:g}; colours are in [0, 1] (trained scenes have "
+                    "coefficients of order 1), and coefficients this large make float32 colours, images and "
+                    "gradients overflow")
+    return (f"{source}: Gaussian {i} has a value that is NaN or infinite in {dt} (the dtype of 'means', which the "
+            "projection computes in) or a quaternion that is zero in it")
 
 
 def _any_bit(status: np.ndarray, bit: int) -> bool:

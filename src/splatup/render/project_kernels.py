@@ -1,13 +1,14 @@
 """Numba kernels of the EWA projection: forward (with SH colour and the binning data) and backward.
 
-Inputs and outputs are numpy views of the scene's tensors, float32 or float64 (numba compiles one specialisation
-per dtype); all arithmetic is float64 (values are widened when loaded and rounded when stored), so the 2x2
-determinant, inverse and eigenvalue of huge but finite covariances do not overflow. The semantics, culling rules
-and placeholders are those of :mod:`splatup.render.project` (see its docstring). The backward pass recomputes
-the forward's intermediate values per Gaussian, takes its decisions (culled, visible, colour clamped) from the
-status bits the forward wrote, and applies the chain rule by hand; its geometry loop, like the forward's stage
-loops, is branch-free over flat arrays (culled rows computed and discarded by selects) so that it vectorises. The
-colour backward stays scalar (it writes per-coefficient gradients).
+:func:`project_forward` and :func:`project_backward` take small named tuples: the scene (:class:`SceneArrays`,
+numpy views of its tensors, float32 or float64: numba compiles one specialisation per dtype), the camera
+(:class:`Pose`, :class:`View`), the projection's :class:`Settings`, the binning grid (:class:`BinRule`), the
+outputs (:class:`Projection`) and the upstream gradients (:class:`Upstream`). Semantics, culling rules and
+placeholders are those of :mod:`splatup.render.project` (see its docstring). All arithmetic is float64 (values
+are widened when loaded and rounded when stored): that is why huge but finite covariances are kept, since their
+2x2 determinant, inverse and eigenvalue would overflow in float32. The backward pass recomputes the forward's
+intermediate values per Gaussian, takes its decisions (culled, visible, colour clamped) from the status bits the
+forward wrote, and applies the chain rule by hand.
 
 Per Gaussian (camera rotation Rc, translation tc, intrinsics fx, fy, cx, cy):
 
@@ -25,28 +26,28 @@ the clamped coordinate inside J (the clamped tx = zs u then depends on zs only);
 culled (``ok`` False) get no gradient through means2d, conics or the antialiasing factor (their factor is
 the constant 1e-6); rows not ``visible`` get none through means2d; clamps pass the gradient at equality.
 
-Performance notes (measured on plant.splat, one thread): ``prange`` runs over chunks of ``CHUNK`` Gaussians and a
-chunk runs its stages (geometry, colour, binning) as separate loops. One fused body per Gaussian is bound by the
-latency of its long dependency chain; shorter loop bodies let the out-of-order core overlap consecutive Gaussians
-(1.3x faster). exp and log are inlined (:func:`exp64`, :func:`log64`): a call into libm makes the iteration
-spill and reload its live registers, and the five calls cost about 40 % of the fused forward kernel.
-The fastmath flags leave out ``nnan`` and ``ninf`` (the culling rules test finiteness, which those flags would
-let LLVM fold away) and ``reassoc`` (it would undo the Cody-Waite range reduction in :func:`exp64`). The numpy
-error model makes a zero quaternion give NaN rotations, hence a culled Gaussian (and the BAD_INPUT status bit),
-instead of raising: rasterize() raises after the kernel, from that bit (project(validate_as=...)).
+The stage loops are branch-free over flat arrays with unsigned indices, so that LLVM vectorises them (with the
+runtime checks :mod:`splatup.render._vectorize` allows; the colour backward stays scalar). The measurements
+behind this loop shape (stages, inlined exp and log, the fastmath flags) are in docs/benchmarks.md, "Projection
+kernels".
 """
-
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-from splatup.render import _vectorize  # noqa: F401  (LLVM limits, before any kernel compiles)
+from splatup.render import _vectorize  # (first: the LLVM limits, before any kernel compiles)
 
+from ._kernel_cache import kernel
+from .tiles import tile_range
+
+# without nnan and ninf (the culling rules test finiteness, which those flags would let LLVM fold away) and reassoc
+# (it would undo the Cody-Waite range reduction in exp64)
 FASTMATH = {"nsz", "arcp", "contract"}
 CHUNK = 256  # Gaussians per parallel work item
 
@@ -62,19 +63,130 @@ C20, C21, C22, C23, C24 = 1.0925484305920792, -1.0925484305920792, 0.31539156525
 C30, C31, C32, C33, C34, C35, C36 = -0.5900435899266435, 2.890611442640554, -0.4570457994644658, \
     0.3731763325901154, -0.4570457994644658, 1.445305721320277, -0.5900435899266435
 
-# layout of the float64 parameter vector ``prm`` (filled by render.project._setup)
-FX, FY, CX, CY, LIM_XN, LIM_XP, LIM_YN, LIM_YP, WIDTH, HEIGHT, DILATION, NEAR, FAR, COV_MAX, K2_DEN, K_MUL, \
-    K_CAP, TILE, TILES_X, TILES_Y = range(20)
-N_PARAMS = 20
+# a Gaussian whose SH coefficients in use have a larger Euclidean norm (all channels) is BAD_INPUT: colours are in
+# [0, 1] (trained scenes' coefficients are of order 1), and from about 1e36 on, float32 compositing and the
+# gradients overflow; this bound leaves the products of compositing and backpropagation 30 orders of headroom
+SH_NORM_MAX = 1e6
+
+
+class SceneArrays(NamedTuple):
+    """The scene as the kernels read it (numpy views, one dtype, float32 or float64, C-contiguous): means [N, 3],
+    quats [N, 4] (w, x, y, z, any norm), log_scales [N, 3], opacity_logits [N], sh [N, K, 3]. Also the layout of
+    the gradients :func:`project_backward` writes."""
+
+    means: np.ndarray
+    quats: np.ndarray
+    log_scales: np.ndarray
+    opacity_logits: np.ndarray
+    sh: np.ndarray
+
+
+class Pose(NamedTuple):
+    """Where the camera is, float64 arrays: rotation [3, 3] and translation [3] (world to camera), centre [3]
+    (world)."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    centre: np.ndarray
+
+
+class View(NamedTuple):
+    """The camera's lens and image (float64): focal lengths and principal point (px), the clamp of the Jacobian's
+    x / z to [-lim_xn, lim_xp] and of y / z to [-lim_yn, lim_yp], image width and height (px)."""
+
+    fx: float
+    fy: float
+    cx: float
+    cy: float
+    lim_xn: float
+    lim_xp: float
+    lim_yn: float
+    lim_yp: float
+    width: float
+    height: float
+
+
+class Settings(NamedTuple):
+    """dilation (px^2 added to Sigma2D), near and far (camera z culling bounds), cov_max (the scene dtype's largest
+    finite value: a larger Sigma2D entry is culled), norm2_min (its smallest normal value: a quaternion whose
+    squared norm is smaller is flagged BAD_INPUT), k_act (SH coefficients used, 1, 4, 9 or 16), antialiased."""
+
+    dilation: float
+    near: float
+    far: float
+    cov_max: float
+    norm2_min: float
+    k_act: int
+    antialiased: bool
+
+
+class BinRule(NamedTuple):
+    """The binning rule's constants (float64): :func:`splatup.render.tiles.contribution_extents`' k2_den =
+    ALPHA_MIN (1 - margin), k_mul = 1 + margin and k_cap = 3 (1 + margin); tile size (px) and the grid's tiles_x,
+    tiles_y for :func:`splatup.render.tiles.tile_range`."""
+
+    k2_den: float
+    k_mul: float
+    k_cap: float
+    tile: float
+    tiles_x: float
+    tiles_y: float
+
+
+class Projection(NamedTuple):
+    """What :func:`project_forward` writes (C-contiguous; scene dtype unless noted): means2d [N, 2] px,
+    conics [N, 3] px^-2, opacities [N], colors [N, 3], depths [N], extents [N, 2] px, radii [N] px, visible bool [N],
+    status uint8 [N] (the bits below), bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N],
+    tile_rects int32 [N, 4]."""
+
+    means2d: np.ndarray
+    conics: np.ndarray
+    opacities: np.ndarray
+    colors: np.ndarray
+    depths: np.ndarray
+    extents: np.ndarray
+    radii: np.ndarray
+    visible: np.ndarray
+    status: np.ndarray
+    bin_extents: np.ndarray
+    reach: np.ndarray
+    alive: np.ndarray
+    tile_rects: np.ndarray
+
+
+class Upstream(NamedTuple):
+    """Gradients of a loss w.r.t. the differentiable outputs (scene dtype, C-contiguous): means2d [N, 2],
+    conics [N, 3], opacities [N], colors [N, 3]."""
+
+    means2d: np.ndarray
+    conics: np.ndarray
+    opacities: np.ndarray
+    colors: np.ndarray
+
 
 # bits of the per-Gaussian status written by the forward and read by the backward
 OK = 1  # in the depth range with a finite, positive-definite 2D covariance
 VISIBLE = 2  # OK and its 3-sigma box overlaps the image
 COLOR_PASS = 4  # COLOR_PASS << c: SH(dir) + 0.5 >= 0 for channel c (the clamp at 0 passes the gradient)
-BAD_INPUT = 32  # a value the Gaussian's forward read is NaN or +-Inf, or its quaternion is zero
+# BAD_INPUT: a value the forward read is NaN or +-Inf, the norm of the SH coefficients it read is above
+# SH_NORM_MAX, or the quaternion's squared norm is below norm2_min (zero, or too small to normalise in the dtype)
+BAD_INPUT = 32
 
 f8 = np.float64
 U1, U2, U3, U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)  # flat-index strides
+
+
+# of both kernels; the numpy error model makes a zero quaternion give NaN rotations, hence a culled Gaussian (and the
+# BAD_INPUT bit, from which project(validate_as=...) raises after the kernel), instead of raising inside it
+OPTIONS = {"parallel": True, "fastmath": FASTMATH, "error_model": "numpy"}
+
+
+def _projection_kernel(fn):
+    """``njit(**OPTIONS)``, cached on disk (keyed on the package's sources: the kernels inline
+    :func:`splatup.render.tiles.tile_range`) only with the LLVM limits of :mod:`._vectorize` on. numba's cache key
+    ignores LLVM options, so a run that opted out (SPLATUP_LLVM_VECTORIZE=0) must neither load the vectorised
+    build nor leave a scalar one for later runs: it compiles afresh."""
+    return kernel(**OPTIONS)(fn) if _vectorize.APPLIED else njit(**OPTIONS)(fn)
 
 
 # ----------------------------------------------------------------------------------------- exp and log (float64)
@@ -174,13 +286,6 @@ def _entries3x3(a):
 
 
 @njit(inline="always")
-def _params(prm):
-    """The N_PARAMS entries of prm as a tuple (indexed by the constants FX, FY, ...)."""
-    return (prm[0], prm[1], prm[2], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8], prm[9], prm[10], prm[11],
-            prm[12], prm[13], prm[14], prm[15], prm[16], prm[17], prm[18], prm[19])
-
-
-@njit(inline="always")
 def _finite(v):
     """math.isfinite(v) as arithmetic that vectorises: v - v is 0 for finite v and NaN for NaN or +-inf (the
     fastmath flags leave out nnan and ninf, so LLVM keeps the subtraction)."""
@@ -237,18 +342,31 @@ def _view_dir(mx, my, mz, cen):
 
 
 @njit(inline="always")
+def _sq(shf, b, j):
+    """shf[b + j] squared, in the array's dtype (b uint64)."""
+    v = shf[b + np.uint64(j)]
+    return v * v
+
+
+@njit(inline="always")
 def _sh_sum(shf, b, c, k_act, x, y, z):
-    """SH(dir) for channel c with the first k_act coefficients (INRIA basis and signs). shf is the flat SH array,
-    b (uint64) the flat index of the Gaussian's first coefficient: coefficient k of channel c is shf[b + 3 k + c]."""
+    """SH(dir) for channel c with the first k_act coefficients (INRIA basis and signs), and the sum of their squares
+    (for the SH_NORM_MAX check: computed here, inside the same degree branches, from the values loaded anyway; a
+    pass of its own would stop LLVM from vectorising the colour loop). shf is the flat SH array, b (uint64) the
+    flat index of the Gaussian's first coefficient: coefficient k of channel c is shf[b + 3 k + c]."""
     v = C0 * f8(shf[b + np.uint64(c)])
+    q = _sq(shf, b, c)
     if k_act > 1:
         v += (-C1 * y * f8(shf[b + np.uint64(3 + c)]) + C1 * z * f8(shf[b + np.uint64(6 + c)])
               - C1 * x * f8(shf[b + np.uint64(9 + c)]))
+        q += _sq(shf, b, 3 + c) + _sq(shf, b, 6 + c) + _sq(shf, b, 9 + c)
     if k_act > 4:
         xx, yy, zz = x * x, y * y, z * z
         v += (C20 * x * y * f8(shf[b + np.uint64(12 + c)]) + C21 * y * z * f8(shf[b + np.uint64(15 + c)])
               + C22 * (2.0 * zz - xx - yy) * f8(shf[b + np.uint64(18 + c)])
               + C23 * x * z * f8(shf[b + np.uint64(21 + c)]) + C24 * (xx - yy) * f8(shf[b + np.uint64(24 + c)]))
+        q += (_sq(shf, b, 12 + c) + _sq(shf, b, 15 + c) + _sq(shf, b, 18 + c) + _sq(shf, b, 21 + c)
+              + _sq(shf, b, 24 + c))
         if k_act > 9:
             v += (C30 * y * (3.0 * xx - yy) * f8(shf[b + np.uint64(27 + c)])
                   + C31 * x * y * z * f8(shf[b + np.uint64(30 + c)])
@@ -257,7 +375,9 @@ def _sh_sum(shf, b, c, k_act, x, y, z):
                   + C34 * x * (4.0 * zz - xx - yy) * f8(shf[b + np.uint64(39 + c)])
                   + C35 * z * (xx - yy) * f8(shf[b + np.uint64(42 + c)])
                   + C36 * x * (xx - 3.0 * yy) * f8(shf[b + np.uint64(45 + c)]))
-    return v
+            q += (_sq(shf, b, 27 + c) + _sq(shf, b, 30 + c) + _sq(shf, b, 33 + c) + _sq(shf, b, 36 + c)
+                  + _sq(shf, b, 39 + c) + _sq(shf, b, 42 + c) + _sq(shf, b, 45 + c))
+    return v, q
 
 
 @njit(inline="always")
@@ -269,20 +389,20 @@ def _sh_dir(mx, my, mz, cen, k_act):
 
 
 @njit(inline="always")
-def _jw_rows(x, y, zs, pr, rc):
-    """Rows T0, T1 of J W at the clamped direction, with what the backward pass needs (pr = _params(prm),
-    rc = Rc row-major).
+def _jw_rows(x, y, zs, view, rc):
+    """Rows T0, T1 of J W at the clamped direction, with what the backward pass needs (rc = the pose's rotation,
+    row-major).
 
     Returns (T0x, T0y, T0z, T1x, T1y, T1z, tx, ty, pass_x, pass_y, u_c, v_c)."""
     iz = 1.0 / zs
-    uc, pass_x = _clamp_flag(x * iz, -pr[LIM_XN], pr[LIM_XP])
-    vc, pass_y = _clamp_flag(y * iz, -pr[LIM_YN], pr[LIM_YP])
+    uc, pass_x = _clamp_flag(x * iz, -view.lim_xn, view.lim_xp)
+    vc, pass_y = _clamp_flag(y * iz, -view.lim_yn, view.lim_yp)
     tx = zs * uc
     ty = zs * vc
-    jx = pr[FX] * iz
-    jxz = -pr[FX] * tx * iz * iz
-    jy = pr[FY] * iz
-    jyz = -pr[FY] * ty * iz * iz
+    jx = view.fx * iz
+    jxz = -view.fx * tx * iz * iz
+    jy = view.fy * iz
+    jyz = -view.fy * ty * iz * iz
     return (jx * rc[0] + jxz * rc[6], jx * rc[1] + jxz * rc[7], jx * rc[2] + jxz * rc[8],
             jy * rc[3] + jyz * rc[6], jy * rc[4] + jyz * rc[7], jy * rc[5] + jyz * rc[8],
             tx, ty, pass_x, pass_y, uc, vc)
@@ -309,13 +429,15 @@ def _sigma2d(t0x, t0y, t0z, t1x, t1y, t1z, r00, r01, r02, r10, r11, r12, r20, r2
 
 
 # ----------------------------------------------------------------------------------------- forward stages
-# Flat arrays, indexed with uint64 (numba then emits no negative-index wraparound), so each stage loop is a
-# branch-free body over consecutive Gaussians that LLVM vectorises (see project_forward).
+# Each stage reads and writes flat arrays indexed with uint64 (numba then emits no negative-index wraparound), so
+# each stage loop is a branch-free body over consecutive Gaussians that LLVM vectorises. The stages take arrays and
+# scalar-only tuples, never a named tuple of arrays: inside a prange body numba loses writes to arrays reached
+# through a named tuple (numba issue 7135), so the kernels unpack theirs before the parallel loop.
 @njit(inline="always")
-def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
+def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, view, opts,
                       m2, con, opacities, depths, ext, radii, visible, status):
     """means2d, conics, opacities, depths, extents, radii, visible and status of Gaussian i (uint64)."""
-    dil = pr[DILATION]
+    dil = opts.dilation
     i2, i3, i4 = U2 * i, U3 * i, U4 * i
     wx, wy, wz = f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2])
     q0, q1, q2, q3 = f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3])
@@ -324,11 +446,12 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
               & _finite(l0) & _finite(l1) & _finite(l2) & _finite(logit))
     x, y, z = _camera_point(wx, wy, wz, rc, tc3)
     depths[i] = z
-    in_depth = (z > pr[NEAR]) & (z < pr[FAR])
+    in_depth = (z > opts.near) & (z < opts.far)
     zs = z if in_depth else 1.0
-    t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, pr, rc)
+    t0x, t0y, t0z, t1x, t1y, t1z, _tx, _ty, _px, _py, _uc, _vc = _jw_rows(x, y, zs, view, rc)
     qw, qx, qy, qz, _r = _unit_quat(q0, q1, q2, q3)
-    good_input = finite & ((q0 != 0.0) | (q1 != 0.0) | (q2 != 0.0) | (q3 != 0.0))
+    # a zero quaternion, or one whose squared norm underflows the scene dtype (no rotation there), is bad input
+    good_input = finite & ((q0 * q0 + q1 * q1 + q2 * q2 + q3 * q3) >= opts.norm2_min)
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
     sigma = _sigma2d(t0x, t0y, t0z, t1x, t1y, t1z, r00, r01, r02, r10, r11, r12, r20, r21, r22,
                      exp64(l0), exp64(l1), exp64(l2))
@@ -337,7 +460,7 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     dyy = syy + dil
     det = dxx * dyy - sxy * sxy
     # the covariance must be representable in the scene dtype (as if computed in it) and S positive definite
-    ok = (in_depth & (sxx <= pr[COV_MAX]) & (syy <= pr[COV_MAX]) & (abs(sxy) <= pr[COV_MAX])
+    ok = (in_depth & (sxx <= opts.cov_max) & (syy <= opts.cov_max) & (abs(sxy) <= opts.cov_max)
           & _finite(det) & (det > 0.0) & (dxx > 0.0) & (dyy > 0.0))
     # finite placeholders (S = I) for culled rows; selects, not branches (culling is unpredictable)
     dxx = dxx if ok else 1.0
@@ -351,9 +474,9 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     ey = SIGMA_EXTENT * sqrt64(dyy)
     ext[i2] = ex
     ext[i2 + U1] = ey
-    mx = pr[FX] * x / zs + pr[CX]
-    my = pr[FY] * y / zs + pr[CY]
-    vis = (ok & (mx + ex > 0.0) & (mx - ex < pr[WIDTH]) & (my + ey > 0.0) & (my - ey < pr[HEIGHT])
+    mx = view.fx * x / zs + view.cx
+    my = view.fy * y / zs + view.cy
+    vis = (ok & (mx + ex > 0.0) & (mx - ex < view.width) & (my + ey > 0.0) & (my - ey < view.height)
            & _finite(mx) & _finite(my))
     visible[i] = vis
     status[i] = (OK if ok else 0) | (VISIBLE if vis else 0) | (0 if good_input else BAD_INPUT)
@@ -364,7 +487,7 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
     rad = SIGMA_EXTENT * sqrt64(0.5 * (dxx + dyy) + sqrt64(half * half + sxy * sxy))
     radii[i] = rad if vis else 0.0
     o = _sigmoid(logit)
-    if antialiased:
+    if opts.antialiased:
         ratio = (sxx * syy - sxy * sxy) / det
         o *= sqrt64(max(ratio if ok else 0.0, AA_FLOOR))
     opacities[i] = o
@@ -372,122 +495,118 @@ def _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
 
 @njit(inline="always")
 def _forward_color(i, m, shf, n_coef, k_act, cen, col, status):
-    """colors of Gaussian i (uint64; n_coef = 3 K values per Gaussian in shf); adds the COLOR_PASS bits to status,
-    and BAD_INPUT if one of the k_act coefficients is NaN or +-Inf: each enters SH(dir) multiplied by a finite
-    basis value, and float64 sums of float32 values cannot overflow, so the sum is finite exactly when they are
-    (in float64 scenes, coefficients near the float64 limit can overflow the sum: such a Gaussian is flagged too)."""
+    """colors of Gaussian i (uint64) from the flat means m and SH coefficients shf (n_coef = 3 K values per
+    Gaussian) into the flat col; adds the COLOR_PASS bits to status, and BAD_INPUT if one of the k_act
+    coefficients is NaN or +-Inf or their norm is above SH_NORM_MAX. Each enters SH(dir) multiplied by a finite
+    basis value, and float64 sums of float32 values cannot overflow, so the sum is finite exactly when they are (in
+    float64 scenes, coefficients near the float64 limit can overflow the sum: such a Gaussian is flagged too). The
+    sum of squares is taken in the scene dtype: where it overflows, the norm is above the bound anyway."""
     i3 = U3 * i
     dirx, diry, dirz, _n = _sh_dir(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), cen, k_act)
     b = n_coef * i
-    v0 = _sh_sum(shf, b, 0, k_act, dirx, diry, dirz) + 0.5
-    v1 = _sh_sum(shf, b, 1, k_act, dirx, diry, dirz) + 0.5
-    v2 = _sh_sum(shf, b, 2, k_act, dirx, diry, dirz) + 0.5
+    v0, q0 = _sh_sum(shf, b, 0, k_act, dirx, diry, dirz)
+    v1, q1 = _sh_sum(shf, b, 1, k_act, dirx, diry, dirz)
+    v2, q2 = _sh_sum(shf, b, 2, k_act, dirx, diry, dirz)
+    v0 += 0.5
+    v1 += 0.5
+    v2 += 0.5
     col[i3] = max(v0, 0.0)
     col[i3 + U1] = max(v1, 0.0)
     col[i3 + U2] = max(v2, 0.0)
+    good = _finite(v0 + v1 + v2) & (q0 + q1 + q2 <= SH_NORM_MAX * SH_NORM_MAX)
     status[i] |= (((COLOR_PASS if v0 >= 0.0 else 0) | ((COLOR_PASS << 1) if v1 >= 0.0 else 0))
-                  | ((COLOR_PASS << 2) if v2 >= 0.0 else 0) | (0 if _finite(v0 + v1 + v2) else BAD_INPUT))
+                  | ((COLOR_PASS << 2) if v2 >= 0.0 else 0) | (0 if good else BAD_INPUT))
 
 
 @njit(inline="always")
-def _forward_bins(i, pr, opacities, ext, visible, bext, reach, alive):
+def _forward_bins(i, rule, opacities, ext, visible, bext, reach, alive):
     """tiles.contribution_extents' rule applied to the opacity and extents as stored (Gaussian i, uint64)."""
     i2 = U2 * i
-    k2 = 2.0 * log64(max(f8(opacities[i]), 1e-30) / pr[K2_DEN])
+    k2 = 2.0 * log64(max(f8(opacities[i]), 1e-30) / rule.k2_den)
     alive[i] = visible[i] & (k2 > 0.0)
-    k = sqrt64(max(k2, 0.0)) * pr[K_MUL]
+    k = sqrt64(max(k2, 0.0)) * rule.k_mul
     sig_x = f8(ext[i2]) / 3.0
     sig_y = f8(ext[i2 + U1]) / 3.0
-    kb = min(k, pr[K_CAP])
+    kb = min(k, rule.k_cap)
     bext[i2] = sig_x * kb
     bext[i2 + U1] = sig_y * kb
     reach[i] = sig_y * k
 
 
 @njit(inline="always")
-def _forward_rects(i, pr, m2, bext, alive, rects):
-    """rects[i] = (x0, x1, y0, y1), the tiles Gaussian i (uint64) is listed in by tiles.bin_gaussians' rule,
-    from the means2d and bin_extents as stored (the same expressions: element-dtype sums, float64 division by
-    the tile size); (0, -1, 0, -1), no tile, when it is not alive. Bounds clamped to [0, tiles] and [-1, tiles - 1]
-    before the integer conversion: the same tiles, and no overflow for huge extents."""
+def _forward_rects(i, rule, m2, bext, alive, rects):
+    """rects[i] = tiles.tile_range of Gaussian i (uint64) from its means2d and bin_extents as stored;
+    (0, -1, 0, -1), no tile, when it is not alive."""
     i2, i4 = U2 * i, U4 * i
     ok = alive[i]
-    t = pr[TILE]
-    nx = pr[TILES_X]
-    ny = pr[TILES_Y]
-    x0 = min(max(math.floor((m2[i2] - bext[i2]) / t), 0.0), nx)
-    x1 = max(min(math.floor((m2[i2] + bext[i2]) / t), nx - 1.0), -1.0)
-    y0 = min(max(math.floor((m2[i2 + U1] - bext[i2 + U1]) / t), 0.0), ny)
-    y1 = max(min(math.floor((m2[i2 + U1] + bext[i2 + U1]) / t), ny - 1.0), -1.0)
+    x0, x1, y0, y1 = tile_range(m2[i2], m2[i2 + U1], bext[i2], bext[i2 + U1], rule.tile, rule.tiles_x, rule.tiles_y)
     rects[i4] = np.int32(x0 if ok else 0.0)
     rects[i4 + U1] = np.int32(x1 if ok else -1.0)
     rects[i4 + U2] = np.int32(y0 if ok else 0.0)
     rects[i4 + U3] = np.int32(y1 if ok else -1.0)
 
 
-# cached on disk only with the LLVM limits on: the cache key ignores LLVM options, so an opted-out run must neither
-# load the vectorised build nor leave a scalar one for later runs
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=_vectorize.APPLIED)
-def project_forward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
-                    means2d, conics, opacities, colors, depths, extents, radii, visible, status,
-                    bin_extents, reach, alive, tile_rects):
-    """Project N Gaussians.
+@_projection_kernel
+def project_forward(scene, pose, view, settings, rule, out):
+    """Project N Gaussians: ``scene`` (:class:`SceneArrays`) seen from ``pose`` (:class:`Pose`) through ``view``
+    (:class:`View`) with ``settings`` (:class:`Settings`) into ``out`` (:class:`Projection`, every row written):
+    the outputs of :class:`splatup.render.project.Projected`, the status bits (OK, VISIBLE, COLOR_PASS,
+    BAD_INPUT), the binning data of :func:`splatup.render.tiles.contribution_extents` (applied to the stored
+    opacities and extents) and tile_rects, the (x0, x1, y0, y1) tile ranges of
+    :func:`splatup.render.tiles.tile_range` on ``rule``'s grid (empty for Gaussians not alive).
 
-    Inputs (scene dtype, C-contiguous): means [N, 3], quats [N, 4], log_scales [N, 3], opacity_logits [N],
-    sh [N, K, 3]; k_act coefficients used (<= K); float64 Rc [3, 3], tc [3], centre [3] (camera centre, world),
-    prm [N_PARAMS]; antialiased bool.
-    Outputs (scene dtype unless noted, C-contiguous): means2d [N, 2] px, conics [N, 3] px^-2, opacities [N],
-    colors [N, 3], depths [N], extents [N, 2] px, radii [N] px, visible bool [N], status uint8 [N] (OK, VISIBLE,
-    COLOR_PASS, BAD_INPUT bits), bin_extents float32 [N, 2] px, reach float32 [N] px, alive bool [N]
-    (tiles.contribution_extents' rule applied to the stored opacities and extents), tile_rects int32 [N, 4]
-    (x0, x1, y0, y1) tile ranges for tiles.bin_gaussians (empty for Gaussians not alive).
-
-    Each chunk of CHUNK Gaussians runs four stage loops (geometry, colour, binning data, tiles) whose bodies are
-    branch-free and index flat arrays, so LLVM vectorises them (with the runtime checks that
-    :mod:`splatup.render._vectorize` allows); on plant.splat this is 3-4x faster than one Gaussian at a time.
-    """
-    n = means.shape[0]
-    n_coef = sh.shape[1] * 3
-    m = means.reshape(3 * n)
-    q = quats.reshape(4 * n)
-    ls = log_scales.reshape(3 * n)
-    shf = sh.reshape(n_coef * n)
-    m2 = means2d.reshape(2 * n)
-    con = conics.reshape(3 * n)
-    col = colors.reshape(3 * n)
-    ext = extents.reshape(2 * n)
-    bext = bin_extents.reshape(2 * n)
-    rects = tile_rects.reshape(4 * n)
+    Each chunk of CHUNK Gaussians runs four stage loops (geometry, colour, binning data, tiles) over flat views."""
+    n = scene.means.shape[0]
+    n_coef = scene.sh.shape[1] * 3
+    m = scene.means.reshape(3 * n)
+    q = scene.quats.reshape(4 * n)
+    ls = scene.log_scales.reshape(3 * n)
+    logits = scene.opacity_logits
+    shf = scene.sh.reshape(n_coef * n)
+    m2 = out.means2d.reshape(2 * n)
+    con = out.conics.reshape(3 * n)
+    opac = out.opacities
+    col = out.colors.reshape(3 * n)
+    depths = out.depths
+    ext = out.extents.reshape(2 * n)
+    radii = out.radii
+    visible = out.visible
+    status = out.status
+    bext = out.bin_extents.reshape(2 * n)
+    reach = out.reach
+    alive = out.alive
+    rects = out.tile_rects.reshape(4 * n)
     # one statement each: unpacking these tuples from a single call trips numba's parfor array analysis
-    rc = _entries3x3(Rc)
-    tc3 = (tc[0], tc[1], tc[2])
-    cen = (centre[0], centre[1], centre[2])
-    pr = _params(prm)
+    rc = _entries3x3(pose.rotation)
+    tc3 = (pose.translation[0], pose.translation[1], pose.translation[2])
+    cen = (pose.centre[0], pose.centre[1], pose.centre[2])
+    k_act = settings.k_act
     un_coef = np.uint64(n_coef)
     for ch in prange((n + CHUNK - 1) // CHUNK):
         lo = np.uint64(ch * CHUNK)
         hi = np.uint64(min(n, ch * CHUNK + CHUNK))
         for i in range(lo, hi):
-            _forward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased,
-                              m2, con, opacities, depths, ext, radii, visible, status)
+            _forward_geometry(i, m, q, ls, logits, rc, tc3, view, settings,
+                              m2, con, opac, depths, ext, radii, visible, status)
         for i in range(lo, hi):
             _forward_color(i, m, shf, un_coef, k_act, cen, col, status)
         for i in range(lo, hi):
-            _forward_bins(i, pr, opacities, ext, visible, bext, reach, alive)
+            _forward_bins(i, rule, opac, ext, visible, bext, reach, alive)
         for i in range(lo, hi):
-            _forward_rects(i, pr, m2, bext, alive, rects)
+            _forward_rects(i, rule, m2, bext, alive, rects)
 
 
 # ----------------------------------------------------------------------------------------- backward stages
 @njit(inline="always")
-def _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, status,
+def _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, view, opts, status,
                        gm2, gcon, g_opacities, gm, gq, gls, g_opacity_logits):
     """Gradients through means2d, conics and opacities: writes g_means (this part), g_quats, g_log_scales and
     g_opacity_logits of Gaussian i (uint64). Flat arrays (m = means, gm = g_means, gm2 = g_means2d, gcon = g_conics,
     gq = g_quats, gls = g_log_scales) and branch-free per row, as the forward stages, so the loop vectorises."""
     i2, i3, i4 = U2 * i, U3 * i, U4 * i
-    dil = pr[DILATION]
-    fx, fy = pr[FX], pr[FY]
+    antialiased = opts.antialiased
+    dil = opts.dilation
+    fx, fy = view.fx, view.fy
     st = status[i]
     ok = (st & OK) != 0
     vis = (st & VISIBLE) != 0
@@ -495,7 +614,7 @@ def _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, st
     go = f8(g_opacities[i])
     f_o = sqrt64(AA_FLOOR) if antialiased else 1.0  # the antialiasing factor of a culled Gaussian
     x, y, z = _camera_point(f8(m[i3]), f8(m[i3 + U1]), f8(m[i3 + U2]), rc, tc3)
-    t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, pr, rc)
+    t0x, t0y, t0z, t1x, t1y, t1z, tx, ty, pass_x, pass_y, uc, vc = _jw_rows(x, y, z, view, rc)
     qw, qx, qy, qz, qr = _unit_quat(f8(q[i4]), f8(q[i4 + U1]), f8(q[i4 + U2]), f8(q[i4 + U3]))
     s0, s1, s2 = exp64(f8(ls[i3])), exp64(f8(ls[i3 + U1])), exp64(f8(ls[i3 + U2]))
     r00, r01, r02, r10, r11, r12, r20, r21, r22 = _rotmat(qw, qx, qy, qz)
@@ -692,35 +811,42 @@ def _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh):
             g_means[i, 2] += gdz / DIR_EPS
 
 
-@njit(parallel=True, fastmath=FASTMATH, error_model="numpy", cache=_vectorize.APPLIED)  # as project_forward
-def project_backward(means, quats, log_scales, opacity_logits, sh, k_act, Rc, tc, centre, prm, antialiased,
-                     status, g_means2d, g_conics, g_opacities, g_colors,
-                     g_means, g_quats, g_log_scales, g_opacity_logits, g_sh):
+@_projection_kernel
+def project_backward(scene, pose, view, settings, status, upstream, grads):
     """Gradients of a loss w.r.t. the scene given its gradients w.r.t. the differentiable outputs.
 
-    Inputs as :func:`project_forward` plus its ``status`` and the upstream gradients g_means2d [N, 2],
-    g_conics [N, 3], g_opacities [N], g_colors [N, 3]. Outputs (scene dtype): g_means [N, 3], g_quats [N, 4],
-    g_log_scales [N, 3], g_opacity_logits [N], g_sh [N, K, 3] (zero beyond the first k_act coefficients).
-    """
-    n = means.shape[0]
+    ``scene``, ``pose``, ``view`` and ``settings`` as given to :func:`project_forward`, ``status`` its status
+    bits, ``upstream`` (:class:`Upstream`) the gradients of means2d, conics, opacities and colors. Writes ``grads``
+    (:class:`SceneArrays` of the scene's shapes and dtype; its sh is zero beyond the first k_act coefficients).
+    The geometry loop is branch-free over flat views (it vectorises); the colour loop stays scalar (it writes
+    per-coefficient gradients)."""
+    n = scene.means.shape[0]
     # one statement each: unpacking these tuples from a single call trips numba's parfor array analysis
-    rc = _entries3x3(Rc)
-    tc3 = (tc[0], tc[1], tc[2])
-    cen = (centre[0], centre[1], centre[2])
-    pr = _params(prm)
+    rc = _entries3x3(pose.rotation)
+    tc3 = (pose.translation[0], pose.translation[1], pose.translation[2])
+    cen = (pose.centre[0], pose.centre[1], pose.centre[2])
+    k_act = settings.k_act
+    means = scene.means
+    sh = scene.sh
+    logits = scene.opacity_logits
     m = means.reshape(3 * n)
-    q = quats.reshape(4 * n)
-    ls = log_scales.reshape(3 * n)
-    gm2 = g_means2d.reshape(2 * n)
-    gcon = g_conics.reshape(3 * n)
+    q = scene.quats.reshape(4 * n)
+    ls = scene.log_scales.reshape(3 * n)
+    gm2 = upstream.means2d.reshape(2 * n)
+    gcon = upstream.conics.reshape(3 * n)
+    g_opac = upstream.opacities
+    g_colors = upstream.colors
+    g_means = grads.means
+    g_sh = grads.sh
+    g_logits = grads.opacity_logits
     gm = g_means.reshape(3 * n)
-    gq = g_quats.reshape(4 * n)
-    gls = g_log_scales.reshape(3 * n)
+    gq = grads.quats.reshape(4 * n)
+    gls = grads.log_scales.reshape(3 * n)
     for ch in prange((n + CHUNK - 1) // CHUNK):
         lo = ch * CHUNK
         hi = min(n, lo + CHUNK)
         for i in range(np.uint64(lo), np.uint64(hi)):
-            _backward_geometry(i, m, q, ls, opacity_logits, rc, tc3, pr, antialiased, status,
-                               gm2, gcon, g_opacities, gm, gq, gls, g_opacity_logits)
+            _backward_geometry(i, m, q, ls, logits, rc, tc3, view, settings, status,
+                               gm2, gcon, g_opac, gm, gq, gls, g_logits)
         for i in range(lo, hi):
             _backward_color(i, means, sh, k_act, cen, status, g_colors, g_means, g_sh)

@@ -51,7 +51,11 @@ class RasterOutput:
 
 
 def parse_background(background: Sequence[float] | torch.Tensor | float | None) -> np.ndarray:
-    """Background colour as float32 [3]; accepts None (black), a scalar or three values."""
+    """Background colour as float32 [3]; accepts None (black), a scalar or three values, each in [0, 1].
+
+    Colours are fractions of full intensity, as the images are (a background beyond that range is almost always
+    a 0-255 value, and 1e38 made the gradients NaN); the command line's ``--background`` has the same rule."""
+    expected = "rasterize: background must be 3 values in [0, 1] (RGB fractions of full intensity)"
     if background is None:
         return np.zeros(3, np.float32)
     try:
@@ -59,11 +63,14 @@ def parse_background(background: Sequence[float] | torch.Tensor | float | None) 
             background.detach().cpu().numpy() if isinstance(background, torch.Tensor) else background, np.float64
         )
     except (TypeError, ValueError) as e:
-        raise SplatupInputError(f"rasterize: background must be 3 finite values (RGB), got {background!r}") from e
+        raise SplatupInputError(f"{expected}, got {background!r}") from e
     if arr.ndim == 0:
         arr = np.full(3, float(arr))
     if arr.shape != (3,) or not np.isfinite(arr).all():
-        raise SplatupInputError(f"rasterize: background must be 3 finite values (RGB), got {background!r}")
+        raise SplatupInputError(f"{expected}, got {background!r}")
+    if not ((arr >= 0.0) & (arr <= 1.0)).all():
+        hint = " (not 0-255 values)" if arr.max() > 1.0 else ""
+        raise SplatupInputError(f"{expected}{hint}, got {arr.tolist()}")
     return arr.astype(np.float32)
 
 
@@ -184,12 +191,18 @@ def rasterize(
         cam: camera (size, pose, intrinsics).
         derivatives: True: also return dC/dx, dC/dy and d2C/dxdy; "first": dC/dx and dC/dy (exact, as with True)
             and d2C/dxdy as zeros, which costs less; False: none.
-        background: RGB added as T_final * bg (and bg * T_x, ... to the derivatives).
+        background: RGB in [0, 1] added as T_final * bg (and bg * T_x, ... to the derivatives).
         dilation: px^2 of this camera added to each 2D covariance: 0.3 for a native render,
             0.3 / s^2 for the 1/s render that is upscaled by s (see DESIGN.md).
         mode: "classic" or "antialiased" (opacity x sqrt(det S / det(S + dilation I)), as gsplat).
         near_plane, far_plane: depth culling bounds in scene units.
         sh_degree: evaluate SH up to this degree only (None: the scene's degree).
+
+    Raises:
+        SplatupInputError: naming the argument, or for the scene the field and the first bad Gaussian, if a value
+            is NaN or infinite, a quaternion is zero or too small to normalise in float32 (norm below 1.1e-19), or
+            the SH coefficients in use have a norm above 1e6 (colours are in [0, 1]; far larger ones overflow
+            float32 compositing and its gradients).
     """
     if not isinstance(cam, Camera):
         raise SplatupInputError(f"rasterize: cam must be a splatup.Camera, got {type(cam).__name__}")

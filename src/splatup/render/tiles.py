@@ -5,13 +5,14 @@ A visible Gaussian with 2D mean m and 3-sigma half-extents e is listed in every 
 
     max(0, floor((m_x - e_x) / 16)) <= tx <= min(tiles_x - 1, floor((m_x + e_x) / 16))
 
-and likewise in y. It is composited at exactly the pixels of those tiles (the reference twin applies the
-same rule per pixel). Within a tile the list is sorted front to back by camera depth, ties broken by the
-Gaussian's index. Depths are sorted once (LSD radix sort of the float32 bit patterns, which order like the
-values for positive depths, over only the bits in which the scene's depths differ); a stable counting sort by
-tile then keeps that order, so the whole step is O(N + M) for N Gaussians and M tile-Gaussian pairs. Both sorts
-run in parallel over contiguous chunks of their input, each chunk placed after the earlier ones, so they stay
-stable and the result does not depend on the number of threads.
+and likewise in y: :func:`tile_range`, the rule's one implementation, which binning here and the projection kernel
+(:mod:`.project_kernels`, which stores each Gaussian's range) both inline. It is composited at exactly the pixels
+of those tiles (the reference twin applies the same rule per pixel). Within a tile the list is sorted front to
+back by camera depth, ties broken by the Gaussian's index. Depths are sorted once (LSD radix sort of the float32
+bit patterns, which order like the values for positive depths, over only the bits in which the scene's depths
+differ); a stable counting sort by tile then keeps that order, so the whole step is O(N + M) for N Gaussians and M
+tile-Gaussian pairs. Both sorts run in parallel over contiguous chunks of their input, each chunk placed after the
+earlier ones, so they stay stable and the result does not depend on the number of threads.
 """
 
 from __future__ import annotations
@@ -133,19 +134,36 @@ def _radix_argsort(keys, idx, k_min, n_passes, width, n_chunks):
     return src
 
 
+@njit(inline="always")
+def tile_range(mx, my, ex, ey, tile, tiles_x, tiles_y):
+    """The module docstring's rule, the one owner of it: the tiles tx in [x0, x1], ty in [y0, y1] that a Gaussian
+    with 2D mean (mx, my) and half-extents (ex, ey) px is listed in, as float64 (x0 > x1 or y0 > y1: none).
+
+    tile, tiles_x, tiles_y: the tile size (px) and the grid, floats. mx - ex is taken in the values' own dtype and
+    divided by the tile size in float64, so every caller gets the same bounds bit for bit. Lower bounds are clamped
+    to [0, tiles], upper ones to [-1, tiles - 1] before the caller converts them to integers: the same tiles, and
+    no integer overflow for huge extents. A NaN bound is the caller's to exclude."""
+    x0 = min(max(np.floor((mx - ex) / tile), 0.0), tiles_x)
+    x1 = max(min(np.floor((mx + ex) / tile), tiles_x - 1.0), -1.0)
+    y0 = min(max(np.floor((my - ey) / tile), 0.0), tiles_y)
+    y1 = max(min(np.floor((my + ey) / tile), tiles_y - 1.0), -1.0)
+    return x0, x1, y0, y1
+
+
 @njit(parallel=True, cache=True)
 def _rects(order, means2d, extents, tile, ntx, nty, rect):
-    """rect[k] = (x0, x1, y0, y1) tile range of Gaussian order[k] (empty when x0 > x1 or y0 > y1)."""
+    """rect[k] = (x0, x1, y0, y1), the :func:`tile_range` of Gaussian order[k]; (0, -1, 0, -1) when it is empty
+    or NaN."""
+    nx = np.float64(ntx)
+    ny = np.float64(nty)
     for k in prange(order.shape[0]):
         g = order[k]
-        mx = means2d[g, 0]
-        my = means2d[g, 1]
-        ex = extents[g, 0]
-        ey = extents[g, 1]
-        rect[k, 0] = max(0, int(np.floor((mx - ex) / tile)))
-        rect[k, 1] = min(ntx - 1, int(np.floor((mx + ex) / tile)))
-        rect[k, 2] = max(0, int(np.floor((my - ey) / tile)))
-        rect[k, 3] = min(nty - 1, int(np.floor((my + ey) / tile)))
+        x0, x1, y0, y1 = tile_range(means2d[g, 0], means2d[g, 1], extents[g, 0], extents[g, 1], tile, nx, ny)
+        ok = (x0 <= x1) & (y0 <= y1)  # False for NaN bounds
+        rect[k, 0] = np.int32(x0 if ok else 0.0)
+        rect[k, 1] = np.int32(x1 if ok else -1.0)
+        rect[k, 2] = np.int32(y0 if ok else 0.0)
+        rect[k, 3] = np.int32(y1 if ok else -1.0)
 
 
 U1, U2, U3, U4 = np.uint64(1), np.uint64(2), np.uint64(3), np.uint64(4)  # flat-index offsets
