@@ -135,6 +135,7 @@ def test_the_model_metadata_and_the_run_settings_state_the_loop(tmp_path, shared
     res = train(s)
     meta = json.loads(open(res["metadata"]).read())
     assert meta["method"] == "hermite" and meta["upscale"] == 2.0 and meta["lowres_dilation"] == 0.2
+    assert meta["lowres_derivatives"] == "full"
     summary = json.loads((tmp_path / "run" / "train_summary.json").read_text())
     assert summary["settings"]["upscale_loop"] == dataclasses.asdict(loop)
     other = dataclasses.asdict(dataclasses.replace(s, upscale_loop=UpscaleLoop(lowres_dilation=0.2)))

@@ -408,7 +408,9 @@ def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -
             "lowres_dilation": settings.upscale_loop.lowres_dilation if settings.upscale != 1 else "matched",
             "dilation": DEFAULT_DILATION, "background": list(settings.background),
             "iterations": it, "width": cam.width, "height": cam.height, "sh_degree": cfg.sh_degree,
-            "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version()})
+            "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version(),
+            **({"lowres_derivatives": "first" if settings.upscale_loop.derivatives == "first" else "full"}
+               if settings.upscale != 1 else {})})
         _write_json(metadata_path(ply), meta)
         fsync_dir(out_dir)
         result["ply"] = str(ply)
