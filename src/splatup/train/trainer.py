@@ -55,6 +55,7 @@ from .losses import photometric_loss
 from .metadata import build_training_metadata, metadata_path
 from .model import GaussianModel, TrainConfig
 from .schedule import SCHEDULE_FIELDS, resolve_schedule
+from .upscale_loop import UpscaleLoop
 
 PLY_NAME = "point_cloud.ply"
 SUMMARY_NAME = "train_summary.json"
@@ -83,6 +84,7 @@ class TrainSettings:
     checkpoint_every: int = 1000
     max_views: int | None = None  # use only the first N training views (tests, quick runs)
     config: TrainConfig = field(default_factory=TrainConfig)
+    upscale_loop: UpscaleLoop = field(default_factory=UpscaleLoop)  # how upscale > 1 trains (upscale_loop.py)
 
     @property
     def background(self) -> tuple[float, float, float]:
@@ -130,14 +132,18 @@ def initial_scene(settings: TrainSettings, ds: Dataset, generator: torch.Generat
     return random_gaussians(settings.random_points, 1.3, settings.config.sh_degree, generator)
 
 
-def render_for_training(model: GaussianModel, view: TrainView, settings: TrainSettings):
-    """Image [H, W, 3] at the view's full size plus the raster output and the render size (H_r, W_r)."""
+def render_for_training(model: GaussianModel, view: TrainView, settings: TrainSettings, iteration: int = 1):
+    """Image [H, W, 3] at the view's full size plus the raster output and the render size (H_r, W_r): rendered
+    natively, or (``settings.upscale`` > 1, unless ``settings.upscale_loop`` makes ``iteration`` a native one) at
+    1/S with derivatives and Hermite-upscaled."""
     scene = model.scene()
     cam = view.camera
-    if settings.upscale == 1.0:
+    loop = settings.upscale_loop
+    if settings.upscale == 1.0 or loop.is_native(iteration, model.config.iterations):
         out = rasterize(scene, cam, background=settings.background, sh_degree=model.active_sh_degree)
         return out.color, out, (cam.height, cam.width)
-    out, lr = render_lowres(scene, cam, settings.upscale, derivatives=True, background=settings.background,
+    out, lr = render_lowres(scene, cam, settings.upscale, derivatives=loop.derivatives,
+                            background=settings.background, lowres_dilation=loop.lowres_dilation,
                             sh_degree=model.active_sh_degree)
     img = upscale(out.color, out.dx, out.dy, out.dxy, size=(cam.height, cam.width), clamp=False)
     return img, out, (lr.height, lr.width)
@@ -187,6 +193,9 @@ def _check_settings(settings: TrainSettings) -> None:
         raise SplatupInputError(f"--iterations must be an integer >= 1, got {cfg.iterations!r}")
     if not isinstance(settings.checkpoint_every, int) or settings.checkpoint_every < 1:
         raise SplatupInputError(f"--checkpoint-every must be an integer >= 1, got {settings.checkpoint_every!r}")
+    if not isinstance(settings.upscale_loop, UpscaleLoop):
+        raise SplatupInputError(f"upscale_loop must be an UpscaleLoop, got {type(settings.upscale_loop).__name__}")
+    settings.upscale_loop.check()
 
 
 def _open_run_dir(out_dir: Path) -> None:
@@ -294,7 +303,14 @@ def _run(settings, out_dir, ckpt, stop_after, on_iteration, note, warn, messages
     ds = load_dataset(settings.dataset, split="train")
     views = load_views(ds, settings.width, settings.background, settings.max_views)
     generator = torch.Generator().manual_seed(settings.seed)
-    model = GaussianModel(initial_scene(settings, ds, generator), cfg, scene_extent([v.camera for v in views]))
+    lr_mult = None
+    if settings.upscale != 1.0:
+        loop = settings.upscale_loop
+        cfg = dataclasses.replace(cfg, densify_grad_threshold=cfg.densify_grad_threshold
+                                  * loop.densify_grad_threshold_mult)
+        lr_mult = {"means": loop.position_lr_mult, "log_scales": loop.scaling_lr_mult}
+    model = GaussianModel(initial_scene(settings, ds, generator), cfg, scene_extent([v.camera for v in views]),
+                          lr_mult=lr_mult)
     start, perm, pos, log, sessions = 0, torch.randperm(len(views), generator=generator), 0, [], []
     if ckpt is not None:
         model.restore_checkpoint_state(ckpt.tensors, ckpt.state.get("model", {}), str(ckpt.path))
@@ -316,7 +332,7 @@ def _run(settings, out_dir, ckpt, stop_after, on_iteration, note, warn, messages
             perm, pos = torch.randperm(len(views), generator=generator), 0
         view = views[int(perm[pos])]
         pos += 1
-        img, out, render_size = render_for_training(model, view, settings)
+        img, out, render_size = render_for_training(model, view, settings, it)
         out.means2d.retain_grad()
         loss = photometric_loss(img, view.image, cfg.lambda_dssim)
         loss.backward()
@@ -389,9 +405,12 @@ def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -
         cam = views[0].camera
         meta = build_training_metadata(ply, {
             "method": "native" if settings.upscale == 1 else "hermite", "upscale": float(settings.upscale),
-            "lowres_dilation": "matched", "dilation": DEFAULT_DILATION, "background": list(settings.background),
+            "lowres_dilation": settings.upscale_loop.lowres_dilation if settings.upscale != 1 else "matched",
+            "dilation": DEFAULT_DILATION, "background": list(settings.background),
             "iterations": it, "width": cam.width, "height": cam.height, "sh_degree": cfg.sh_degree,
-            "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version()})
+            "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version(),
+            **({"lowres_derivatives": "first" if settings.upscale_loop.derivatives == "first" else "full"}
+               if settings.upscale != 1 else {})})
         _write_json(metadata_path(ply), meta)
         fsync_dir(out_dir)
         result["ply"] = str(ply)
