@@ -252,8 +252,9 @@ def test_first_frame_shows_the_scene(plant, viewer, browser, session):
     rec = wait_still_frame(session, browser)  # a frame drawn after the notification closed
     text = page_text(browser)
     assert "fps" in text and "hermite ×2.00" in text and "1280×720 from 640×360" in text
-    for phase in ("project", "sort", "composite", "upscale", "8-bit", "encode"):
+    for phase in ("project", "sort", "composite", "upscale", "encode"):
         assert phase in text
+    assert "8-bit" not in text  # the upscaler writes the 8-bit frame itself (fused): no separate conversion
     assert (rec.pose.canvas_width, rec.pose.canvas_height) == CANVAS
 
     shot = canvas_screenshot(browser)

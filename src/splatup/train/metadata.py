@@ -7,7 +7,8 @@ different .ply (a model replaced or edited afterwards) is not applied to it.
 
 Fields (version 1): ``format``, ``version``, ``ply_sha256``, ``method`` ("native" or "hermite"), ``upscale`` (S,
 1 for native training), ``lowres_dilation`` ("matched": 0.3 native px^2, i.e. 0.3 / S^2 px^2 of the 1/S
-render; or the run's ``UpscaleLoop.lowres_dilation``), ``dilation`` (px^2 of the native image, 0.3), ``background`` ([r, g, b] in [0, 1]), ``iterations``,
+render; or the run's ``UpscaleLoop.lowres_dilation``), ``dilation`` (px^2 of the native image, 0.3),
+``background`` ([r, g, b] in [0, 1]), ``iterations``,
 ``width`` and ``height`` (the training resolution), ``sh_degree``, ``gaussians``, ``dataset``, ``splatup_version``;
 for upscale > 1 also ``lowres_derivatives`` ("full", or "first": trained with d2C/dxdy = 0, see upscale_loop.py).
 """
