@@ -302,8 +302,10 @@ import splatup  # first: it sets the OpenMP policy before torch loads
 import splatup.train.checkpoint as ck
 from splatup.train.model import TrainConfig
 from splatup.train.trainer import TrainSettings, train
+from splatup.train.upscale_loop import UpscaleLoop
 
 args = json.loads(sys.argv[1])
+args["settings"]["upscale_loop"] = UpscaleLoop(**args["settings"]["upscale_loop"])
 pause_at = args.get("pause_at_checkpoint_sync")
 if pause_at:  # hold the n-th checkpoint write between its complete temporary file and the rename
     real_fsync_file, seen = ck.fsync_file, [0]
