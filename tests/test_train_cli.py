@@ -43,7 +43,7 @@ def test_train_writes_the_model_its_metadata_and_a_summary(trained):
                 "ply_sha256": hashlib.sha256(ply.read_bytes()).hexdigest(), "method": "hermite", "upscale": 2.0,
                 "lowres_dilation": "matched", "dilation": 0.3, "background": [1.0, 1.0, 1.0], "iterations": 12,
                 "width": 32, "height": 32, "sh_degree": 1, "gaussians": len(su.load_scene(ply)), "dataset": mic,
-                "splatup_version": su.__version__}
+                "splatup_version": su.__version__, "lowres_derivatives": "full"}
     assert meta == expected
 
 

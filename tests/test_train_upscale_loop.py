@@ -143,6 +143,21 @@ def test_the_model_metadata_and_the_run_settings_state_the_loop(tmp_path, shared
     assert diffs == ["  upscale_loop.native_every: 3 in the checkpoint, 0 now"]
 
 
+def test_a_first_order_loop_model_is_evaluated_and_viewed_through_hermite_first(tmp_path, shared_data):
+    from splatup.train.evaluate import trained_render_options
+    from splatup.view.settings import opening_settings
+
+    s = tiny_settings(shared_data, tmp_path / "run", config={"iterations": 4},
+                      upscale_loop=UpscaleLoop(derivatives="first"))
+    res = train(s)
+    meta = json.loads(open(res["metadata"]).read())
+    assert meta["method"] == "hermite-first" and meta["lowres_derivatives"] == "first"
+    opts, _ = trained_render_options(res["ply"])
+    assert opts["method"] == "hermite-first" and opts["scale"] == 2.0
+    settings, _ = opening_settings(res["ply"])
+    assert settings.method == "hermite-first" and settings.factor == 2.0
+
+
 @pytest.mark.parametrize("field, value", [
     ("derivatives", False), ("derivatives", "second"), ("lowres_dilation", "wide"), ("lowres_dilation", -0.1),
     ("native_fraction", 1.5), ("native_every", -1), ("native_every", 2.5), ("position_lr_mult", 0.0),

@@ -208,8 +208,10 @@ def test_broken_metadata_is_refused_in_one_line(tmp_path, fake_viewer):
 def test_view_serves_the_page_and_stops_on_ctrl_c(shared_data):
     exe = Path(sys.executable).parent / "splatup"
     spot = shared_data / "padilla_splats" / "spot" / "spot_10k.splat"
+    # SIGINT back to its default in the child: pytest-xdist's workers ignore it, and an ignored signal is inherited
     proc = subprocess.Popen([str(exe), "view", str(spot), "--port", "0"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         url, lines, deadline = None, [], time.monotonic() + 120
         while url is None and time.monotonic() < deadline:

@@ -10,7 +10,8 @@ import pytest
 import splatup as su
 from splatup import pipeline
 from splatup.errors import SplatupInputError
-from splatup.view.frame import PHASES, crop_columns, lowres_derivatives, render_frame, to_uint8
+from splatup.pipeline import lowres_derivatives
+from splatup.view.frame import PHASES, crop_columns, render_frame, to_uint8
 from splatup.viewpoints import orbit_camera
 
 W, H = 128, 96

@@ -5,12 +5,12 @@ Hermite-upscaled, with the matched dilation, on its background); ``splatup eval`
 take that path by default. The JSON records the SHA-256 of the .ply it describes, so a file left beside a
 different .ply (a model replaced or edited afterwards) is not applied to it.
 
-Fields (version 1): ``format``, ``version``, ``ply_sha256``, ``method`` ("native" or "hermite"), ``upscale`` (S,
-1 for native training), ``lowres_dilation`` ("matched": 0.3 native px^2, i.e. 0.3 / S^2 px^2 of the 1/S
-render; or the run's ``UpscaleLoop.lowres_dilation``), ``dilation`` (px^2 of the native image, 0.3),
-``background`` ([r, g, b] in [0, 1]), ``iterations``,
-``width`` and ``height`` (the training resolution), ``sh_degree``, ``gaussians``, ``dataset``, ``splatup_version``;
-for upscale > 1 also ``lowres_derivatives`` ("full", or "first": trained with d2C/dxdy = 0, see upscale_loop.py).
+Fields (version 1): ``format``, ``version``, ``ply_sha256``, ``method`` (the render path it was trained through:
+"native", "hermite" or "hermite-first"), ``upscale`` (S, 1 for native training), ``lowres_dilation`` ("matched":
+0.3 native px^2, i.e. 0.3 / S^2 px^2 of the 1/S render; or the run's ``UpscaleLoop.lowres_dilation``),
+``dilation`` (px^2 of the native image, 0.3), ``background`` ([r, g, b] in [0, 1]), ``iterations``, ``width`` and
+``height`` (the training resolution), ``sh_degree``, ``gaussians``, ``dataset``, ``splatup_version``; for
+upscale > 1 also ``lowres_derivatives`` ("full", or "first": trained with d2C/dxdy = 0, see upscale_loop.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from ..errors import SceneFormatError
 
 FORMAT = "splatup.trained-model"
 VERSION = 1
+TRAINED_METHODS = ("native", "hermite", "hermite-first")
 _REQUIRED = {"method": str, "upscale": (int, float), "lowres_dilation": (str, int, float), "dilation": (int, float),
              "background": list, "iterations": int, "width": int, "height": int, "sh_degree": int}
 
@@ -61,8 +62,9 @@ def _check(meta: object, path: Path) -> dict:
         v = meta.get(key)
         if not isinstance(v, kind) or isinstance(v, bool):
             raise SceneFormatError(f"{path}: field '{key}' is missing or of the wrong type ({v!r})")
-    if meta["method"] not in ("native", "hermite"):
-        raise SceneFormatError(f"{path}: field 'method' must be 'native' or 'hermite', got {meta['method']!r}")
+    if meta["method"] not in TRAINED_METHODS:
+        raise SceneFormatError(f"{path}: field 'method' must be one of {', '.join(TRAINED_METHODS)}, got "
+                               f"{meta['method']!r}")
     if not (math.isfinite(meta["upscale"]) and meta["upscale"] >= 1):
         raise SceneFormatError(f"{path}: field 'upscale' must be a number >= 1, got {meta['upscale']!r}")
     bg = meta["background"]

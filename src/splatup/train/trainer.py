@@ -388,6 +388,14 @@ def _write_json(path: Path, data: dict) -> None:
     write_durably(path, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
+def _trained_method(settings: TrainSettings) -> str:
+    """The render path the model was trained through: "native", "hermite" or "hermite-first" (the loop's
+    first-order derivatives), what ``splatup eval`` and ``view`` use by default."""
+    if settings.upscale == 1:
+        return "native"
+    return "hermite-first" if settings.upscale_loop.derivatives == "first" else "hermite"
+
+
 def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -> dict:
     """Write the model (when the run is complete) and train_summary.json; return the result."""
     trained = sum(s["end"] - s["start"] for s in sessions)
@@ -404,7 +412,7 @@ def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -
         fsync_file(ply)
         cam = views[0].camera
         meta = build_training_metadata(ply, {
-            "method": "native" if settings.upscale == 1 else "hermite", "upscale": float(settings.upscale),
+            "method": _trained_method(settings), "upscale": float(settings.upscale),
             "lowres_dilation": settings.upscale_loop.lowres_dilation if settings.upscale != 1 else "matched",
             "dilation": DEFAULT_DILATION, "background": list(settings.background),
             "iterations": it, "width": cam.width, "height": cam.height, "sh_degree": cfg.sh_degree,

@@ -20,7 +20,7 @@ from .._quantize import quantize
 from ..camera import Camera
 from ..errors import SplatupInputError
 from ..gaussians import Gaussians
-from ..pipeline import render_lowres, upscale_lowres
+from ..pipeline import lowres_derivatives, render_lowres, upscale_lowres
 from ..render.rasterize import rasterize
 
 PHASES = ("project", "sort", "composite", "upscale", "8-bit")
@@ -76,13 +76,6 @@ def render_frame(
         else:
             image, lowres, scaled, used = _render_part(scene, cam, method, factor, background, phases)
     return Frame(image=image, method=method, factor=used, lowres=lowres, phases=phases, scaled_s=scaled)
-
-
-def lowres_derivatives(method: str) -> bool | str:
-    """``derivatives`` of the low-resolution render that ``method`` upscales (True, "first" or False), from
-    ``splatup.pipeline.METHOD_DERIVATIVES``, as :func:`splatup.render` renders it. A method missing from the table
-    upscales the colour only."""
-    return pipeline.METHOD_DERIVATIVES.get(method, False)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
