@@ -42,6 +42,9 @@ class FakeViewer:
     def serve_forever(self):
         pass
 
+    def stop(self):
+        self.stopped = True
+
 
 @pytest.fixture
 def fake_viewer(monkeypatch):
@@ -205,6 +208,18 @@ def test_broken_metadata_is_refused_in_one_line(tmp_path, fake_viewer):
     assert fake_viewer == []
 
 
+def test_ctrl_c_before_the_serving_loop_still_stops_the_server(spot, fake_viewer, monkeypatch):
+    """Ctrl-C right after the address is shown (before serve_forever's own handler is in place) stops the
+    server and ends the command with exit code 0, not click's "Aborted!" (exit 1)."""
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(FakeViewer, "serve_forever", interrupted)
+    r = run(["view", spot, "--up=-y"])
+    assert r.exit_code == 0, r.output
+    assert fake_viewer and fake_viewer[0].stopped
+
+
 def test_view_serves_the_page_and_stops_on_ctrl_c(shared_data):
     exe = Path(sys.executable).parent / "splatup"
     spot = shared_data / "padilla_splats" / "spot" / "spot_10k.splat"
@@ -227,7 +242,8 @@ def test_view_serves_the_page_and_stops_on_ctrl_c(shared_data):
         assert "10,000 Gaussians" in "".join(lines) and "up axis" in "".join(lines)
         assert "estimated:" in "".join(lines)  # --up auto, the default: splatup.viewpoints.estimate_up
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0
+        rc = proc.wait(timeout=30)
+        assert rc == 0, f"exit code {rc} after Ctrl-C:\n{''.join(lines)}{proc.stdout.read()}"
         port = int(url.rsplit(":", 1)[1])
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1.0).close()

@@ -77,8 +77,11 @@ def view(scene: Path, port: int, host: str, up: str, width: int | None, height: 
                     verbose=False)
     console.print(f"{scene}: {len(g):,} Gaussians; up axis ({', '.join(f'{u:.3g}' for u in viewer.up)}), "
                   f"{viewer.up_source}", soft_wrap=True)
-    console.print(f"[bold]splatup view[/bold] at {viewer.url}  (Ctrl-C to stop)")
-    viewer.serve_forever()
+    try:
+        console.print(f"[bold]splatup view[/bold] at {viewer.url}  (Ctrl-C to stop)")
+        viewer.serve_forever()
+    except KeyboardInterrupt:  # Ctrl-C as soon as the address is shown, before the serving loop took over
+        viewer.stop()
 
 
 def check_frame_memory(n_gaussians: int, width: int, height: int) -> None:

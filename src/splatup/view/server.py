@@ -50,6 +50,7 @@ class Viewer:
         self.sessions: dict[int, ClientSession] = {}
         self._render_lock = threading.Lock()
         self._lock = threading.Lock()
+        self._stopped = False
         self.opening = opening_view(scene, self.up, self.settings.fov_deg)
 
         self.server = viser.ViserServer(host=host, port=port, label="splatup", verbose=verbose)
@@ -80,8 +81,11 @@ class Viewer:
             time.sleep(0.05)
 
     def stop(self) -> None:
-        """Stop every frame loop and the server."""
+        """Stop every frame loop and the server (once; later calls do nothing)."""
         with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
             sessions = list(self.sessions.values())
             self.sessions.clear()
         for s in sessions:
