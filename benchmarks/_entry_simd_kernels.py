@@ -46,7 +46,6 @@ from splatup.render.lanes import (
     NBLK,
     NPACK,
     POWER_FLOOR,
-    PREFETCH,
     T_MIN,
     TILE,
     block_origin,
@@ -57,7 +56,6 @@ from splatup.render.lanes import (
     max_list,
     pack,
     padded,
-    prefetch_row,
     row_pattern,
     tile_span,
 )
@@ -196,20 +194,9 @@ sh1, sh2, sh4, sh8 = (_make_shift(k) for k in (1, 2, 4, 8))
 def gather_tile_soa(P, Q, s, e, gids, G):
     """As lanes.gather_tile, with all NQ rows of the tile SoA ``Q`` [NQ, padded(maxlen)] and one padding vector."""
     n = e - s
-    for k in range(min(n, PREFETCH)):
-        prefetch_row(G, gids[s + k])
-    for k in range(n):
+    gather_tile(P, Q, s, e, gids, G)  # P and rows 0-6 of Q, as the product gathers them
+    for k in range(n):  # the rows the prototype adds, from the gathered entries (in cache now)
         g = gids[s + k]
-        prefetch_row(G, gids[s + min(k + PREFETCH, n - 1)])
-        for f in range(NPACK):
-            P[k, f] = G[g, f]
-        Q[0, k] = G[g, 0]
-        Q[1, k] = G[g, 1]
-        Q[2, k] = G[g, 10]
-        Q[3, k] = G[g, 11]
-        Q[4, k] = G[g, 12]
-        Q[5, k] = G[g, 13]
-        Q[6, k] = G[g, 14]
         Q[7, k] = G[g, 2]
         Q[8, k] = G[g, 3]
         Q[9, k] = G[g, 4]

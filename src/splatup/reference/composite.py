@@ -50,7 +50,6 @@ T_MIN = 1e-4
 # decision codes per (point, list entry) in the trace
 SKIPPED, STOPPED, CLAMPED, SMOOTH = 0, 1, 2, 3
 MAX_POINTS = 4096  # points evaluated together
-DERIVATIVE_VALUES = (False, True, "first")
 
 
 def derivative_order(derivatives: bool | str, fn: str) -> int:

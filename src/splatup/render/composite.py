@@ -46,8 +46,6 @@ from .lanes import (
     write_block,
 )
 
-VARIANTS = {False: PLAIN, "first": FIRST, True: SECOND}
-
 
 class Splats(NamedTuple):
     """Screen-space Gaussians (float32, C-contiguous): means2d [N, 2] px, conics [N, 3] (a, b, c) px^-2,
@@ -160,4 +158,4 @@ def composite_forward(splats: Splats, lists: TileLists, frame: Frame, images: Im
     _FORWARD[variant](splats, lists, frame, images)
 
 
-__all__ = ["FIRST", "PLAIN", "SECOND", "VARIANTS", "Frame", "Images", "Splats", "TileLists", "composite_forward"]
+__all__ = ["FIRST", "PLAIN", "SECOND", "Frame", "Images", "Splats", "TileLists", "composite_forward"]

@@ -81,7 +81,6 @@ PREFETCH = 32  # entries ahead that the gather prefetches (the packed Gaussians 
 PLAIN, FIRST, SECOND = 0, 1, 2
 # the block state: a tuple of vectors
 T_, TX, TY, TXY, CR, CG, CB, XR, XG, XB, YR, YG, YB, ZR, ZG, ZB, DEPTH, WSUM = range(18)
-N_STATE = 18
 N_OUT = 14  # planes of write_block's scratch
 
 _ZERO = f32(0.0)
@@ -317,7 +316,7 @@ def derivative_weights(al, ad, qx, qy, b, T, Tx, Ty, Txy, variant):
 
 @njit(inline="always")
 def step(S, e, fx, fy, variant):
-    """Composite entry e over the block state S (a tuple of N_STATE vectors, fields T_, TX, ...); returns the new
+    """Composite entry e over the block state S (a tuple of 18 vectors, fields T_, TX, ...); returns the new
     state and the alpha the lanes used (0 where skipped or stopped, 0.99 where clamped). ``variant``: PLAIN, FIRST
     or SECOND (a compile-time constant in the kernels; the state fields a variant does not carry stay 0).
 

@@ -353,7 +353,6 @@ vlt = _compare("<")
 vle = _compare("<=")
 vgt = _compare(">")
 vge = _compare(">=")
-veq = _compare("==")
 
 
 @intrinsic
@@ -585,33 +584,6 @@ def to_int(typingctx, v):
         return builder.fptosi(args[0], _IT)
 
     return IVec(Vec), codegen
-
-
-@intrinsic
-def ivstore(typingctx, arr, idx, v):
-    """arr[idx : idx + LANES] = v (contiguous 1-D int32 array, no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int32 and arr.ndim == 1) or v != IVec:
-        return None
-
-    def codegen(context, builder, signature, args):
-        p = _elem_ptr(context, builder, signature.args[0], args[0], args[1], signature.args[1])
-        builder.store(args[2], builder.bitcast(p, _IT.as_pointer()), align=4)
-        return context.get_dummy_value()
-
-    return types.void(arr, idx, IVec), codegen
-
-
-@intrinsic
-def ivload(typingctx, arr, idx):
-    """arr[idx : idx + LANES] of a contiguous 1-D int32 array (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int32 and arr.ndim == 1):
-        return None
-
-    def codegen(context, builder, signature, args):
-        p = _elem_ptr(context, builder, signature.args[0], args[0], args[1], signature.args[1])
-        return builder.load(builder.bitcast(p, _IT.as_pointer()), align=4)
-
-    return IVec(arr, idx), codegen
 
 
 def _int_binary(name: str):

@@ -33,10 +33,9 @@ from ..errors import SplatupInputError
 from ..io.datasets import Dataset, load_dataset
 from ..io.images import area_downsample, read_image
 from ..io.ply import save_ply
-from ..pipeline import render_lowres
+from ..pipeline import render_lowres, upscale_lowres
 from ..render.project import DEFAULT_DILATION
 from ..render.rasterize import rasterize
-from ..upscale.hermite import upscale
 from .checkpoint import (
     LEGACY_NAME,
     Checkpoint,
@@ -145,7 +144,7 @@ def render_for_training(model: GaussianModel, view: TrainView, settings: TrainSe
     out, lr = render_lowres(scene, cam, settings.upscale, derivatives=loop.derivatives,
                             background=settings.background, lowres_dilation=loop.lowres_dilation,
                             sh_degree=model.active_sh_degree)
-    img = upscale(out.color, out.dx, out.dy, out.dxy, size=(cam.height, cam.width), clamp=False)
+    img = upscale_lowres(out, (cam.height, cam.width), _trained_method(settings), clamp=False)
     return img, out, (lr.height, lr.width)
 
 
@@ -411,14 +410,14 @@ def _finish(settings, cfg, out_dir, it, model, views, log, sessions, messages) -
         save_ply(model.export(), ply)
         fsync_file(ply)
         cam = views[0].camera
+        method = _trained_method(settings)
         meta = build_training_metadata(ply, {
-            "method": _trained_method(settings), "upscale": float(settings.upscale),
+            "method": method, "upscale": float(settings.upscale),
             "lowres_dilation": settings.upscale_loop.lowres_dilation if settings.upscale != 1 else "matched",
             "dilation": DEFAULT_DILATION, "background": list(settings.background),
             "iterations": it, "width": cam.width, "height": cam.height, "sh_degree": cfg.sh_degree,
             "gaussians": len(model), "dataset": settings.dataset, "splatup_version": _version(),
-            **({"lowres_derivatives": "first" if settings.upscale_loop.derivatives == "first" else "full"}
-               if settings.upscale != 1 else {})})
+            **({"lowres_derivatives": "first" if method == "hermite-first" else "full"} if method != "native" else {})})
         _write_json(metadata_path(ply), meta)
         fsync_dir(out_dir)
         result["ply"] = str(ply)

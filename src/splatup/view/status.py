@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     from .session import FrameRecord
 
-PHASE_LABELS = {"project": "project", "sort": "sort", "composite": "composite", "upscale": "upscale",
-                "8-bit": "8-bit", "encode": "encode"}
-
 
 def status_text(rec: FrameRecord) -> str:
     """Markdown, two lines. fps is 1 / frame time: the rate the server sustains at these settings."""
@@ -28,5 +25,5 @@ def status_text(rec: FrameRecord) -> str:
     size = f"{rec.width}×{rec.height}"
     if rec.lowres is not None:
         size += f" from {rec.lowres[0]}×{rec.lowres[1]}"
-    phases = " · ".join(f"{PHASE_LABELS.get(k, k)} {v * 1e3:.1f}" for k, v in rec.phases.items() if v > 0)
+    phases = " · ".join(f"{k} {v * 1e3:.1f}" for k, v in rec.phases.items() if v > 0)
     return f"**{ms:.1f} ms · {fps:.1f} fps** · {what} · {size} · {rec.kind}  \n{phases} ms"
