@@ -15,17 +15,12 @@ import torch
 
 from ..camera import Camera
 from ..errors import SplatupInputError
-from ..gaussians import Gaussians
+from ..gaussians import Gaussians, quat_to_rotmat
 
 
 def quaternion_matrix(wxyz: Sequence[float]) -> np.ndarray:
-    """[3, 3] rotation of a quaternion (w, x, y, z); normalised first."""
-    w, x, y, z = np.asarray(wxyz, dtype=np.float64) / np.linalg.norm(wxyz)
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ])
+    """[3, 3] rotation of a quaternion (w, x, y, z); normalised first (the scene's rule, quat_to_rotmat)."""
+    return quat_to_rotmat(torch.as_tensor(np.asarray(wxyz, dtype=np.float64))[None])[0].numpy()
 
 
 def camera_from_pose(position: Sequence[float], wxyz: Sequence[float], fov_y_rad: float, width: int,

@@ -43,7 +43,7 @@ class CameraPose:
 @dataclass
 class FrameRecord:
     """What one sent frame was: settings, camera, times. ``frame_s`` is render + encode (seconds); ``phases``
-    includes "encode"; ``sent_at`` is the session clock's time when the image was handed over."""
+    includes "encode"."""
 
     index: int
     kind: FrameKind
@@ -61,7 +61,6 @@ class FrameRecord:
     pose: CameraPose
     settings: ViewSettings
     jpeg_quality: int
-    sent_at: float
 
 
 class ClientSession:
@@ -159,7 +158,7 @@ class ClientSession:
         rec = FrameRecord(index=self._count, kind=kind, method=settings.method, factor=frame.factor, auto=auto,
                           split=settings.split, width=width, height=height, lowres=frame.lowres, phases=phases,
                           frame_s=t2 - t0, scaled_s=frame.scaled_s, camera=cam, pose=pose, settings=settings,
-                          jpeg_quality=quality, sent_at=self._clock())
+                          jpeg_quality=quality)
         self._count += 1
         if auto:
             with self._cond:
