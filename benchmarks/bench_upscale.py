@@ -42,7 +42,7 @@ import torch
 
 from splatup.bench.compare import quality_metrics
 from splatup.bench.report import json_ready, write_text
-from splatup.bench.scenes import SCENES, benchmark_view
+from splatup.bench.scenes import ORBIT_SCENES, SCENES, benchmark_view
 from splatup.bench.timing import interleaved_samples
 from splatup.pipeline import METHODS, render_lowres, upscale_lowres
 
@@ -88,8 +88,7 @@ def ref_tree(rev: str) -> Path:
 
 def native_in_process(src: Path, scene_name: str, cam: su.Camera, reps: int) -> float:
     """Median native frame time (s) of the package under ``src``, measured in a fresh process."""
-    files = {"plant": SHARED / "data" / "padilla_splats" / "plant" / "plant.splat",
-             "spot100k": SHARED / "data" / "padilla_splats" / "spot" / "spot_100k.splat"}
+    files = {name: SHARED / "data" / path for name, path in ORBIT_SCENES.items()}
     bench_src = Path(tempfile.gettempdir()) / "splatup_ref" / "scenes_module"
     if scene_name == "garden":  # the scene builder of this tree, importable by either package
         bench_src.mkdir(parents=True, exist_ok=True)
@@ -99,6 +98,8 @@ def native_in_process(src: Path, scene_name: str, cam: su.Camera, reps: int) -> 
             "from ..io import load_scene", "from splatup.io import load_scene").replace(
             "from ..viewpoints import orbit_camera", "from splatup.viewpoints import orbit_camera")
         (bench_src / "splatup_bench_scenes.py").write_text(text)
+    if scene_name not in files and scene_name != "garden":
+        raise ValueError(f"native_in_process: no scene file for {scene_name!r}")
     arg = json.dumps(dict(scene_file=str(files[scene_name]) if scene_name in files else "", shared=str(SHARED / "data"),
                           bench_src=str(bench_src), w2c=cam.world_to_camera.tolist(), K=cam.K.tolist(), W=cam.width,
                           H=cam.height, reps=reps))

@@ -3,7 +3,9 @@
 - ``plant``: plant.splat, a trained 3DGS of a real capture (113,648 Gaussians), seen on an orbit;
 - ``spot100k``: spot_100k.splat, Keenan Crane's Spot as 100,000 Gaussians (mesh2splat), seen on an orbit;
 - ``garden``: gsplat's garden fixture, 138,766 real COLMAP points as small isotropic Gaussians (the recipe of
-  gsplat's own tests: it holds no trained Gaussians), seen from its first real camera.
+  gsplat's own tests: it holds no trained Gaussians), seen from its first real camera;
+- ``donut``: gshairlod_donut/fused.ply, a trained 3DGS in INRIA .ply format (45,624 Gaussians), seen on an orbit;
+- ``spot10k``: spot_10k.splat, the bundled demo scene (10,000 Gaussians), seen on an orbit.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from ..gaussians import Gaussians
 from ..io import load_scene
 from ..viewpoints import orbit_camera
 
-SCENES = ("plant", "spot100k", "garden")
+SCENES = ("plant", "spot100k", "garden", "donut", "spot10k")
+#: scenes seen on the benchmarks' orbit (azimuth 30, elevation 20): their files under ../shared/data
+ORBIT_SCENES = {"plant": "padilla_splats/plant/plant.splat", "spot100k": "padilla_splats/spot/spot_100k.splat",
+                "donut": "gshairlod_donut/fused.ply", "spot10k": "padilla_splats/spot/spot_10k.splat"}
 
 
 def garden_scene(shared_data: Path, scale_factor: float = 0.25, seed: int = 0) -> tuple[Gaussians, list[Camera]]:
@@ -53,11 +58,8 @@ def with_size(cam: Camera, width: int, height: int) -> Camera:
 def benchmark_view(name: str, shared_data: Path, width: int, height: int) -> tuple[Gaussians, Camera]:
     """Scene ``name`` (one of SCENES) and the benchmarks' camera at ``width`` x ``height``."""
     data = Path(shared_data)
-    if name == "plant":
-        scene = load_scene(data / "padilla_splats" / "plant" / "plant.splat")
-        return scene, orbit_camera(scene, width, height, azimuth_deg=30.0, elevation_deg=20.0)
-    if name == "spot100k":
-        scene = load_scene(data / "padilla_splats" / "spot" / "spot_100k.splat")
+    if name in ORBIT_SCENES:
+        scene = load_scene(data / ORBIT_SCENES[name])
         return scene, orbit_camera(scene, width, height, azimuth_deg=30.0, elevation_deg=20.0)
     if name == "garden":
         scene, cams = garden_scene(data, scale_factor=1.0)
