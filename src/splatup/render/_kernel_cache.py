@@ -79,6 +79,20 @@ class PackageKeyedCache(FunctionCache):
         return (sig, codegen.magic_tuple(), (code, hashlib.sha256(cvars.encode()).hexdigest()))
 
 
+def variant_named(variant: int):
+    """Decorator (under ``njit`` / ``kernel``) for a function made by a kernel factory: its qualified name gets the
+    suffix ``_v<variant>``. numba names machine code after the qualified name and a per-process counter, so the same
+    closure of two variants, compiled by two processes, can get one symbol name; a process that then loads both
+    from the cache links one variant's code into the other (it aborted the backward). Distinct names per variant
+    prevent that, and give each variant its own cache index."""
+
+    def wrap(fn):
+        fn.__qualname__ = f"{fn.__qualname__}_v{variant}"
+        return fn
+
+    return wrap
+
+
 def kernel(**options):
     """Decorator: ``njit(**options)`` with :class:`PackageKeyedCache` (``cache`` must not be given)."""
     if "cache" in options:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._kernel_cache import kernel
+from ._kernel_cache import kernel, variant_named
 from .lanes import (
     FIRST,
     LANES,
@@ -92,6 +92,7 @@ def _make_forward(variant: int):
     """The forward kernel of one variant (PLAIN, FIRST or SECOND; a constant of the compiled code)."""
 
     @njit
+    @variant_named(variant)
     def composite_tile(t, G, splats, lists, frame, images, P, Q, words, scratch, bg_row, zero_row):
         # one tile, outside the parallel loop's body: numba's parfor analysis cannot type the vector tuples
         width = frame.width
@@ -129,6 +130,7 @@ def _make_forward(variant: int):
             write_block(S, x0, y0, frame, images, scratch, variant)
 
     @kernel(parallel=True)
+    @variant_named(variant)
     def forward(splats, lists, frame, images):
         n_tiles = lists.offsets.shape[0] - 1
         maxlen = max_list(lists.offsets)

@@ -52,7 +52,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ._kernel_cache import kernel
+from ._kernel_cache import kernel, variant_named
 from .lanes import (
     ALPHA_MAX,
     BH,
@@ -159,6 +159,7 @@ def _make_backward(variant: int):
     n_rec = 2 if variant == PLAIN else 5  # recorded per visited entry: used alpha, T (, T_x, T_y, T_xy)
 
     @njit
+    @variant_named(variant)
     def backward_tile(t, G, splats, lists, frame, up, grad_rows, replay_trans, P, Q, words, rec, used, scratch):
         width = frame.width
         height = frame.height
@@ -311,6 +312,7 @@ def _make_backward(variant: int):
                 grad_rows[s + j, 8] += hsum(s_b)
 
     @kernel(parallel=True)
+    @variant_named(variant)
     def backward(splats, lists, frame, up, grad_rows, replay_trans):
         n_tiles = lists.offsets.shape[0] - 1
         maxlen = max_list(lists.offsets)
